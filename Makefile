@@ -1,0 +1,22 @@
+# Two commands for people: `make demo` and `make test`. Both install what they need into .venv and node_modules.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+
+.PHONY: install test demo clean
+
+install: $(INSTALLED)
+
+$(INSTALLED): requirements.txt requirements-dev.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
+	touch $@
+
+test: install
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV) node_modules .pytest_cache

@@ -1,0 +1,1 @@
+"""Local stand-ins for Azure services, for tests and the demo. Not deployed with the function app."""
