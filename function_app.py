@@ -1,0 +1,35 @@
+"""Azure Functions entry points. Wiring only: the logic is in the shared package."""
+
+import azure.functions as func
+
+from shared import handlers
+from shared.notices import NOTICE_QUEUE
+
+app = func.FunctionApp()
+
+
+@app.event_grid_trigger(arg_name="event")
+@app.queue_output(arg_name="notices", queue_name=NOTICE_QUEUE, connection="AzureWebJobsStorage")
+def on_certificate_expiring(event: func.EventGridEvent, notices: func.Out[list[str]]) -> None:
+    """Start renewals on CertificateNearExpiry and CertificateExpired."""
+    messages = handlers.handle_grid_event("on_certificate_expiring", event)
+    if messages:
+        notices.set(messages)
+
+
+@app.event_grid_trigger(arg_name="event")
+@app.queue_output(arg_name="notices", queue_name=NOTICE_QUEUE, connection="AzureWebJobsStorage")
+def on_certificate_version_created(event: func.EventGridEvent, notices: func.Out[list[str]]) -> None:
+    """Confirm renewals on CertificateNewVersionCreated, whoever made the new version."""
+    messages = handlers.handle_grid_event("on_certificate_version_created", event)
+    if messages:
+        notices.set(messages)
+
+
+@app.timer_trigger(arg_name="timer", schedule="%CERTRENEW_SWEEP_SCHEDULE%", run_on_startup=False)
+@app.queue_output(arg_name="notices", queue_name=NOTICE_QUEUE, connection="AzureWebJobsStorage")
+def sweep_vaults(timer: func.TimerRequest, notices: func.Out[list[str]]) -> None:
+    """Check certificate operations still running, and renew certificates that are due but got no event."""
+    messages = handlers.run_sweep()
+    if messages:
+        notices.set(messages)

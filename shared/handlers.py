@@ -1,0 +1,68 @@
+"""The bodies of the functions in function_app.py, kept here so function_app.py stays wiring only."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Iterable
+
+from shared.errors import RejectedEvent
+from shared.events import SUBSCRIPTIONS, envelope_fields, parse_certificate_event
+from shared.notices import NoticeSink
+from shared.renewal import Outcome
+from shared.runtime import get_runtime
+
+logger = logging.getLogger(__name__)
+
+
+def handle_grid_event(function_name: str, event: Any) -> list[str]:
+    """Handle one event from the Event Grid trigger and return the notice queue messages.
+
+    `event` is the trigger's azure.functions.EventGridEvent. An event that can never succeed is logged and
+    acknowledged; a transient failure raises, so Event Grid delivers it again.
+    """
+    runtime = get_runtime()
+    sink = NoticeSink(runtime.settings.outbox_dir)
+    try:
+        parsed = parse_certificate_event(
+            event.id, event.event_type, event.get_json(), runtime.settings, SUBSCRIPTIONS[function_name]
+        )
+    except RejectedEvent as exc:
+        logger.warning("Rejected event %s in %s: %s", exc.event_id, function_name, exc.reason)
+        return []
+    runtime.service(sink).handle_event(parsed)
+    return sink.messages()
+
+
+def handle_event_dicts(events: Iterable[dict[str, Any]], function_name: str | None = None) -> tuple[Outcome, list[str]]:
+    """Run event dicts (an event file or request body) through the same code as the Event Grid functions.
+
+    Returns the combined outcome and one line per rejected event. With no function name, each event goes
+    wherever its type is handled.
+    """
+    runtime = get_runtime()
+    outcome = Outcome()
+    rejected: list[str] = []
+    for raw in events:
+        sink = NoticeSink(runtime.settings.outbox_dir)
+        try:
+            event_id, event_type, data = envelope_fields(raw)
+            handled = SUBSCRIPTIONS[function_name] if function_name else _all_handled_types()
+            parsed = parse_certificate_event(event_id, event_type, data, runtime.settings, handled)
+        except RejectedEvent as exc:
+            logger.warning("Rejected event %s: %s", exc.event_id, exc.reason)
+            rejected.append(f"{exc.event_id or '(no id)'}: {exc.reason}")
+            continue
+        outcome.extend(runtime.service(sink).handle_event(parsed))
+    return outcome, rejected
+
+
+def run_sweep() -> list[str]:
+    """Run the timer's work: check open operations, then sweep every vault. Returns the queue messages."""
+    runtime = get_runtime()
+    sink = NoticeSink(runtime.settings.outbox_dir)
+    runtime.service(sink).sweep()
+    return sink.messages()
+
+
+def _all_handled_types() -> tuple[str, ...]:
+    return tuple(event_type for types in SUBSCRIPTIONS.values() for event_type in types)
