@@ -6,13 +6,18 @@ INSTALLED := $(VENV)/.installed
 
 .PHONY: install test demo clean
 
-install: $(INSTALLED)
+install: $(INSTALLED) node_modules/.installed
 
 $(INSTALLED): requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	$(BIN)/pip install --quiet --no-deps -e .
+	touch $@
+
+# Azurite, the storage emulator the tests start on loopback, comes from npm.
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --silent
 	touch $@
 
 test: install

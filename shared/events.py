@@ -23,10 +23,10 @@ from shared.settings import KEY_VAULT_DNS_SUFFIXES, Settings, VaultConfig
 
 logger = logging.getLogger(__name__)
 
-NEAR_EXPIRY = str(SystemEventNames.KeyVaultCertificateNearExpiryEventName)
-EXPIRED = str(SystemEventNames.KeyVaultCertificateExpiredEventName)
-NEW_VERSION_CREATED = str(SystemEventNames.KeyVaultCertificateNewVersionCreatedEventName)
-SUBSCRIPTION_VALIDATION = str(SystemEventNames.EventGridSubscriptionValidationEventName)
+NEAR_EXPIRY = SystemEventNames.KeyVaultCertificateNearExpiryEventName.value
+EXPIRED = SystemEventNames.KeyVaultCertificateExpiredEventName.value
+NEW_VERSION_CREATED = SystemEventNames.KeyVaultCertificateNewVersionCreatedEventName.value
+SUBSCRIPTION_VALIDATION = SystemEventNames.EventGridSubscriptionValidationEventName.value
 
 CERTIFICATE_EVENT_TYPES = (NEAR_EXPIRY, EXPIRED, NEW_VERSION_CREATED)
 

@@ -250,7 +250,8 @@ class TableJournal(Journal):
         parameters: dict[str, Any] = {"low": prefix, "high": prefix + "\uffff"}
         if states:
             names = [f"s{index}" for index in range(len(states))]
-            query += " and (" + " or ".join(f"state eq @{name}" for name in names) + ")"
+            # The SDK substitutes parameters in whitespace-separated words, so the brackets stand apart.
+            query += " and ( " + " or ".join(f"state eq @{name}" for name in names) + " )"
             parameters.update(zip(names, states))
         for entity in self._call(lambda: list(self._table.query_entities(query, parameters=parameters))):
             yield entity["PartitionKey"], entity["RowKey"], json.loads(entity["fields"])
