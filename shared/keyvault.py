@@ -317,6 +317,13 @@ class VaultClients:
             return None
         return CertificateView.from_bundle(name, response.json())
 
+    def get_certificate_version(self, vault: VaultConfig, name: str, version: str) -> CertificateView | None:
+        """Read one version of a certificate (without the policy, which Key Vault returns only with the latest)."""
+        response = self._send(vault, HttpRequest("GET", f"/certificates/{name}/{version}"), f"certificate {name}")
+        if response.status_code == 404:
+            return None
+        return CertificateView.from_bundle(name, response.json())
+
     def create_version(
         self, vault: VaultConfig, name: str, policy: PolicyView, tags: Mapping[str, str], enabled: bool
     ) -> OperationView:

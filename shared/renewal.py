@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Callable, Iterable
 
@@ -107,6 +107,18 @@ class RenewalService:
             logger.warning("certificate=%s vault=%s was not found; it may have been deleted", name, vault.name)
             return outcome
 
+        if certificate.expires_on is None:
+            # The latest version has no certificate yet: an operation is pending, or it failed or was
+            # cancelled. Follow a pending operation; otherwise decide on the newest completed version.
+            operation = self.vaults.get_operation(vault, name)
+            if operation is not None and operation.in_progress:
+                return self._follow_pending(vault, certificate, operation)
+            completed = self._newest_completed(vault, certificate)
+            if completed is None:
+                logger.info("certificate=%s vault=%s has no completed version yet", name, vault.name)
+                return outcome
+            certificate = completed
+
         kind = self.vaults.certificate_kind(vault, certificate.policy)
         mode, warning = effective_mode(certificate.tags, kind, self.settings.default_modes)
         if warning:
@@ -133,6 +145,9 @@ class RenewalService:
         certificate = self.vaults.get_certificate(vault, name)
         if certificate is None:
             logger.warning("certificate=%s vault=%s was not found; it may have been deleted", name, vault.name)
+            return outcome
+        if certificate.expires_on is None:
+            logger.info("certificate=%s vault=%s: the latest version is not complete yet", name, vault.name)
             return outcome
         if version and version != certificate.version:
             logger.info(
@@ -199,7 +214,12 @@ class RenewalService:
         enabled = getattr(properties, "enabled", True)
         expires_on = getattr(properties, "expires_on", None)
         tags = getattr(properties, "tags", None) or {}
-        if not enabled or expires_on is None or str(tags.get(decisions.MODE_TAG, "")).lower() == "off":
+        if expires_on is None:
+            # The latest version is pending, failed or cancelled. An open renewal is the operation
+            # check's work; anything else gets a look, so a failed renewal is retried in time.
+            entry = self.journal.read(vault.name, _renewal_key(properties.name))
+            return not (entry and entry[0].get("state") in OPEN_STATES)
+        if not enabled or str(tags.get(decisions.MODE_TAG, "")).lower() == "off":
             return False
         view = CertificateView(
             name=properties.name, certificate_id=properties.id, version=properties.version, enabled=True,
@@ -312,6 +332,48 @@ class RenewalService:
         else:
             logger.info("certificate=%s vault=%s: renewal already started and announced", certificate.name, vault.name)
 
+    def _follow_pending(self, vault: VaultConfig, certificate: CertificateView, operation: OperationView) -> Outcome:
+        """Follow a pending operation: one this app started, or one started outside it (a person, a script)."""
+        entry = self.journal.read(vault.name, _renewal_key(certificate.name))
+        if entry and entry[0].get("state") in OPEN_STATES:
+            return self._check_operation(vault, entry[0])
+
+        previous = self._newest_completed(vault, certificate)
+        adopted = {
+            "state": "started",
+            "certificate": certificate.name,
+            "kind": self.vaults.certificate_kind(vault, certificate.policy),
+            "started_by": "other",
+            "request_id": operation.request_id,
+            "started_at": iso(self.clock()),
+            "from_version": previous.version if previous else None,
+            "from_expires_on": iso(previous.expires_on) if previous else None,
+            "from_thumbprint": previous.thumbprint if previous else None,
+        }
+        current = entry[1] if entry else None
+        claimed = (
+            self.journal.replace(vault.name, _renewal_key(certificate.name), adopted, current)
+            if current else self.journal.insert(vault.name, _renewal_key(certificate.name), adopted)
+        )
+        if not claimed:
+            return Outcome()
+        logger.info("certificate=%s vault=%s: following an operation started outside this app", certificate.name,
+                    vault.name)
+        return self._check_operation(vault, adopted)
+
+    def _newest_completed(self, vault: VaultConfig, latest: CertificateView) -> CertificateView | None:
+        """Return the newest version that has a certificate, with the certificate's policy, or None."""
+        client = self.vaults.client(vault)
+        completed = [
+            item for item in client.list_properties_of_certificate_versions(latest.name)
+            if item.expires_on is not None and item.created_on is not None
+        ]
+        if not completed:
+            return None
+        newest = max(completed, key=lambda item: item.created_on)
+        view = self.vaults.get_certificate_version(vault, latest.name, newest.version)
+        return replace(view, policy=latest.policy) if view else None
+
     def _check_operation(self, vault: VaultConfig, entry: dict) -> Outcome:
         outcome = Outcome()
         name = entry["certificate"]
@@ -331,11 +393,12 @@ class RenewalService:
             return outcome
         status = operation.status.lower() if operation else "deleted"
         outcome.decisions.append((vault.name, name, Decision(decisions.SKIP, f"the operation is {status}")))
-        if certificate.version != entry.get("from_version"):
-            self._announce_renewed(outcome, vault, certificate, entry, "certrenew")
-        elif operation is not None and status in ("failed", "cancelled"):
-            self._record_failure(outcome, vault, certificate, entry, operation.error_code, operation.error_message
-                                 or f"The certificate operation was {status}.")
+        if operation is not None and status in ("failed", "cancelled"):
+            failed_from = self._newest_completed(vault, certificate) if certificate.expires_on is None else certificate
+            self._record_failure(outcome, vault, failed_from or certificate, entry, operation.error_code,
+                                 operation.error_message or f"The certificate operation was {status}.")
+        elif certificate.expires_on is not None and certificate.version != entry.get("from_version"):
+            self._announce_renewed(outcome, vault, certificate, entry, entry.get("started_by", "certrenew"))
         elif operation is None:
             self._record_failure(outcome, vault, certificate, entry, "PendingCertificateNotFound",
                                  "The pending operation was deleted before a new version was made.")
@@ -346,6 +409,7 @@ class RenewalService:
     def _announce_started(
         self, outcome: Outcome, vault: VaultConfig, certificate: CertificateView, entry: dict, operation: OperationView
     ) -> None:
+        certificate = _version_in_use(certificate, entry)
         kind = entry.get("kind", OTHER_CA)
         waiting_for_person = kind == OTHER_CA and operation.in_progress
         notice_kind = kinds.CSR_WAITING if waiting_for_person else kinds.RENEWAL_STARTED
@@ -492,6 +556,10 @@ class RenewalService:
         certificate = self.vaults.get_certificate(vault, entry["certificate"])
         if certificate is None:
             return
+        certificate = _version_in_use(certificate, entry)
+        if days_left is not None and days_left < 0:
+            self._announce_expired_while_waiting(outcome, vault, certificate, entry, operation)
+            return
         summary = (
             f"Reminder: the CSR for {certificate.name} in {vault.name} is still waiting for a signature; the "
             f"certificate expires in {days_left} days."
@@ -506,6 +574,23 @@ class RenewalService:
             next_reminder=self._next_reminder(expires_on, days_left),
         )
         if self.journal.claim_notice(vault.name, notice.id, kinds.REMINDER, self.clock()):
+            self.sink.emit(notice)
+            outcome.notices.append(notice)
+
+    def _announce_expired_while_waiting(
+        self, outcome: Outcome, vault: VaultConfig, certificate: CertificateView, entry: dict, operation: OperationView
+    ) -> None:
+        summary = (
+            f"{certificate.name} in {vault.name} expired on {entry.get('from_expires_on')} while its CSR was "
+            "still waiting for a signature."
+        )
+        next_step = (
+            "Get the attached CSR signed now and merge the result into the pending request "
+            f"(certrenew merge --vault {vault.name} {certificate.name} SIGNED.pem)."
+        )
+        notice = self._notice(kinds.EXPIRED, vault, certificate, OTHER_CA, summary, next_step,
+                              discriminator=str(entry.get("from_version")), csr_pem=operation.csr_pem)
+        if self.journal.claim_notice(vault.name, notice.id, kinds.EXPIRED, self.clock()):
             self.sink.emit(notice)
             outcome.notices.append(notice)
 
@@ -571,6 +656,18 @@ class RenewalService:
             thumbprint=newest.x509_thumbprint.hex().upper() if newest.x509_thumbprint else None,
             subject=None, dns_names=(), tags=newest.tags or {}, policy=None,
         )
+
+
+def _version_in_use(certificate: CertificateView, entry: dict) -> CertificateView:
+    """Return the certificate as its users see it: while a new version is pending, the version it replaces."""
+    if certificate.expires_on is not None or not entry.get("from_expires_on"):
+        return certificate
+    return replace(
+        certificate,
+        version=entry.get("from_version") or certificate.version,
+        expires_on=_parse_time(entry["from_expires_on"]),
+        thumbprint=entry.get("from_thumbprint"),
+    )
 
 
 def _renewal_key(name: str) -> str:
