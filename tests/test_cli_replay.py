@@ -1,0 +1,72 @@
+"""certrenew replay and sweep: the function's code, run by hand."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from shared.cli import EXIT_OK, EXIT_REJECTED, EXIT_USAGE, main
+from tests.support.harness import self_signed_policy
+
+CASES = Path(__file__).parent / "cases" / "events"
+
+
+def test_replay_prints_decision_and_notice(app, capsys):
+    client = app.client()
+    client.begin_create_certificate("web-frontend", self_signed_policy()).result()
+    app.advance(days=345)
+
+    code = main(["replay", str(CASES / "near-expiry.eventgrid.json")])
+
+    output = capsys.readouterr().out
+    assert code == EXIT_OK
+    assert "start              contoso-certs/web-frontend" in output
+    assert "notice renewal-started" in output
+
+
+def test_replay_of_rejected_event_exits_3_with_reason(app, capsys):
+    code = main(["replay", str(CASES / "vault-not-allowed.eventgrid.json")])
+
+    output = capsys.readouterr().out
+    assert code == EXIT_REJECTED
+    assert "someone-elses-vault' is not configured" in output
+    assert app.keyvault.request_log() == []
+
+
+def test_replay_of_missing_file_names_it(app, capsys, tmp_path):
+    code = main(["replay", str(tmp_path / "nope.json")])
+
+    assert code == EXIT_USAGE
+    assert "cannot read" in capsys.readouterr().err
+
+
+def test_sweep_dry_run_changes_nothing(app, capsys):
+    client = app.client()
+    client.begin_create_certificate("web", self_signed_policy()).result()
+    app.advance(days=345)
+    app.keyvault.clear_request_log()
+
+    code = main(["sweep", "--dry-run"])
+
+    assert code == EXIT_OK
+    assert "1 due" in capsys.readouterr().out
+    assert [r for r in app.app_requests() if r["method"] != "GET"] == []
+    assert len(list(client.list_properties_of_certificate_versions("web"))) == 1
+
+
+def test_certrenew_command_rejects_forged_event_without_request(tmp_path):
+    # A vault URL on which nothing listens: any request would fail the command.
+    env = {
+        **os.environ,
+        "CERTRENEW_VAULTS": "contoso-certs=https://127.0.0.1:9",
+        "CERTRENEW_JOURNAL": f"sqlite:{tmp_path / 'journal.sqlite3'}",
+    }
+    command = Path(sys.executable).parent / "certrenew"
+
+    result = subprocess.run(
+        [str(command), "replay", str(CASES / "forged-vault-host.eventgrid.json")],
+        capture_output=True, text=True, env=env, timeout=60,
+    )
+
+    assert result.returncode == EXIT_REJECTED, result.stderr
+    assert "is not a valid Key Vault name" in result.stdout
