@@ -439,6 +439,10 @@ class RenewalService:
             notice_kind, vault, certificate, kind, summary, next_step,
             discriminator=entry.get("from_version", ""), renewal=renewal, csr_pem=operation.csr_pem,
         )
+        if waiting_for_person:
+            self._skip_reminder_reached(
+                vault, certificate.name, entry.get("from_version"), _days_left(certificate.expires_on, self.clock())
+            )
         self.sink.emit(notice)
         outcome.notices.append(notice)
         self.journal.merge(vault.name, _renewal_key(certificate.name), {"state": "announced", "announced_at": iso(self.clock())})
@@ -529,7 +533,8 @@ class RenewalService:
     def _notify_manual_renewal(
         self, outcome: Outcome, vault: VaultConfig, certificate: CertificateView, kind: str, mode: str
     ) -> None:
-        if self.settings.dry_run:
+        if self.settings.dry_run or (certificate.expires_on and self.clock() >= certificate.expires_on):
+            # Once expired, the expired notice says it all; reminders stop.
             return
         days_left = _days_left(certificate.expires_on, self.clock())
         notice_kind, discriminator = kinds.MANUAL_RENEWAL_DUE, certificate.version
@@ -539,6 +544,8 @@ class RenewalService:
             if threshold is None:
                 return
             notice_kind, discriminator = kinds.REMINDER, f"{certificate.version}|{threshold}"
+        else:
+            self._skip_reminder_reached(vault, certificate.name, certificate.version, days_left)
         summary = f"{certificate.name} in {vault.name} expires in {days_left} days and must be renewed by hand."
         next_step = "Renew it in Key Vault (or set tag certrenew-mode to renew to let this app do it)."
         notice = self._notice(notice_kind, vault, certificate, kind, summary, next_step, discriminator=discriminator,
@@ -546,6 +553,13 @@ class RenewalService:
         if self.journal.claim_notice(vault.name, notice.id, notice_kind, self.clock()):
             self.sink.emit(notice)
             outcome.notices.append(notice)
+
+    def _skip_reminder_reached(self, vault: VaultConfig, name: str, version: str | None, days_left: int | None) -> None:
+        """Mark the reminder of the threshold already reached as sent, so the first notice is not followed by one."""
+        threshold = _reminder_threshold(days_left, self.settings.reminder_days)
+        if threshold is not None:
+            reminder = notice_id(kinds.REMINDER, vault.name, name, f"{version}|{threshold}")
+            self.journal.claim_notice(vault.name, reminder, kinds.REMINDER, self.clock())
 
     def _remind_csr(self, outcome: Outcome, vault: VaultConfig, entry: dict, operation: OperationView) -> None:
         expires_on = _parse_time(entry.get("from_expires_on")) if entry.get("from_expires_on") else None

@@ -10,7 +10,8 @@ from shared.journal import SqliteJournal
 from shared.keyvault import VaultClients
 from shared.runtime import Runtime, set_runtime
 from shared.settings import Settings, VaultConfig
-from tests.support.harness import FAST_RETRY, AppHarness, EventRecorder
+from emulators.functions_host import EventRecorder
+from tests.support.harness import FAST_RETRY, AppHarness
 
 # The emulator's clock starts here. It is the app's clock too, so tests move time for both at once.
 START = datetime(2030, 1, 1, tzinfo=timezone.utc)

@@ -214,17 +214,45 @@ def test_disabled_certificate_is_not_renewed(app):
     assert len(list(client.list_properties_of_certificate_versions("old"))) == 1
 
 
-def test_expired_certificate_is_announced_and_renewed(app):
+def test_expired_notify_only_certificate_is_announced_once(app):
     client = create_certificate(app, "legacy", self_signed_policy(months=1), tags={"certrenew-mode": "notify"})
     app.deliver_new_events()
     advance_to_days_before_expiry(app, client, "legacy", -1)
 
-    notices = app.deliver_new_events()
+    notices = app.deliver_new_events() + app.run_timer()
+    app.advance(days=3)
+    later = app.run_timer()
 
-    assert kinds.EXPIRED in notice_kinds(notices)
-    assert notice_kinds(notices).count(kinds.EXPIRED) == 1
-    assert kinds.MANUAL_RENEWAL_DUE in notice_kinds(notices)
+    assert notice_kinds(notices) == [kinds.EXPIRED]
+    assert later == []
     assert len(list(client.list_properties_of_certificate_versions("legacy"))) == 1
+
+
+def test_notify_only_certificate_gets_due_notice_then_reminders(app):
+    client = create_certificate(app, "manual", self_signed_policy(), tags={"certrenew-mode": "notify"})
+    app.deliver_new_events()
+    advance_to_days_before_expiry(app, client, "manual", 20)
+
+    first = app.deliver_new_events() + app.run_timer()
+    reminders = []
+    for days_before in (13, 12, 6):
+        advance_to_days_before_expiry(app, client, "manual", days_before)
+        reminders += app.run_timer()
+
+    assert notice_kinds(first) == [kinds.MANUAL_RENEWAL_DUE]
+    assert notice_kinds(reminders) == [kinds.REMINDER, kinds.REMINDER]
+    assert [n.certificate.days_left for n in reminders] == [13, 6]
+    assert len(list(client.list_properties_of_certificate_versions("manual"))) == 1
+
+
+def test_expired_self_signed_certificate_is_announced_and_renewed(app):
+    client = create_certificate(app, "lapsed", self_signed_policy(months=1))
+    app.deliver_new_events()
+    advance_to_days_before_expiry(app, client, "lapsed", -2)
+
+    notices = [n for n in app.deliver_new_events() if n.certificate.name == "lapsed"]
+
+    assert notice_kinds(notices) == [kinds.EXPIRED, kinds.RENEWAL_STARTED]
 
 
 def test_autorenew_is_left_to_key_vault(app):

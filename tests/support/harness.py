@@ -7,63 +7,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Iterable
 
-import azure.functions as func
 from azure.keyvault.certificates import CertificateClient, CertificatePolicy
 
-import function_app
+from emulators.functions_host import EventRecorder, deliver_events, run_timer
 from emulators.keyvault import EmulatorCredential, KeyVaultEmulator
-from shared.events import EXPIRED, NEAR_EXPIRY, NEW_VERSION_CREATED
 from shared.notices import Notice
 from shared.runtime import Runtime
 
 # Small backoff so retried requests do not slow the suite. The number of retries stays the SDK default.
 FAST_RETRY = {"retry_backoff_factor": 0.01, "retry_backoff_max": 0.05}
-
-
-class EventRecorder:
-    """Event sink of the emulator: keeps every event, and hands out the ones not yet delivered."""
-
-    def __init__(self) -> None:
-        self.events: list[dict] = []
-        self.delivered = 0
-
-    def __call__(self, events: list[dict]) -> None:
-        self.events.extend(events)
-
-    def take_new(self) -> list[dict]:
-        new = self.events[self.delivered :]
-        self.delivered = len(self.events)
-        return new
-
-    def clear(self) -> None:
-        self.events.clear()
-        self.delivered = 0
-
-
-class CapturedOutput(func.Out):
-    """The queue output binding as the Functions host gives it: set() keeps what the function wrote."""
-
-    def __init__(self) -> None:
-        self.value: Any = None
-
-    def set(self, val: Any) -> None:
-        self.value = val
-
-    def get(self) -> Any:
-        return self.value
-
-
-def grid_event(raw: dict) -> func.EventGridEvent:
-    """Build the trigger's EventGridEvent from an Event Grid schema dict, as the Functions host does."""
-    return func.EventGridEvent(
-        id=raw["id"],
-        data=raw["data"],
-        topic=raw.get("topic"),
-        subject=raw.get("subject"),
-        event_type=raw.get("eventType"),
-        event_time=None,
-        data_version=raw.get("dataVersion", "1"),
-    )
 
 
 @dataclass
@@ -84,14 +36,7 @@ class AppHarness:
 
     def deliver(self, raw_events: Iterable[dict]) -> list[Notice]:
         """Deliver Event Grid schema events to the function subscribed to each type; return the notices queued."""
-        notices: list[Notice] = []
-        for raw in raw_events:
-            output = CapturedOutput()
-            if raw.get("eventType") in (NEAR_EXPIRY, EXPIRED):
-                function_app.on_certificate_expiring(event=grid_event(raw), notices=output)
-            elif raw.get("eventType") == NEW_VERSION_CREATED:
-                function_app.on_certificate_version_created(event=grid_event(raw), notices=output)
-            notices.extend(Notice.from_json(message) for message in output.value or [])
+        notices = deliver_events(raw_events)
         self.queue.extend(notices)
         return notices
 
@@ -101,9 +46,7 @@ class AppHarness:
 
     def run_timer(self) -> list[Notice]:
         """Run the timer function once and return the notices it queued."""
-        output = CapturedOutput()
-        function_app.sweep_vaults(timer=None, notices=output)
-        notices = [Notice.from_json(message) for message in output.value or []]
+        notices = run_timer()
         self.queue.extend(notices)
         return notices
 
