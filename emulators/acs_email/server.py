@@ -33,6 +33,8 @@ LOOPBACK_HOST = "127.0.0.1"
 TERMINAL_STATUSES = frozenset({"Succeeded", "Failed", "Canceled"})
 # api-version values look like 2025-09-01 or 2024-07-01-preview; any such value is served the same way.
 _API_VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}(-preview)?$")
+# How often serve_forever checks for shutdown; the 0.5 s default makes every stop() take that long.
+_SHUTDOWN_POLL_SECONDS = 0.05
 _OPERATION_PATH = re.compile(r"^/emails/operations/(?P<operation_id>[^/]+)$")
 
 
@@ -102,7 +104,12 @@ class AcsEmailEmulator:
         context = tls.server_ssl_context(self._tls_files)
 
         self._server = EmulatorHttpServer((LOOPBACK_HOST, self._requested_port), context, self._dispatch)
-        self._thread = threading.Thread(target=self._server.serve_forever, name="acs-email-emulator", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": _SHUTDOWN_POLL_SECONDS},
+            name="acs-email-emulator",
+            daemon=True,
+        )
         self._thread.start()
         logger.info("ACS Email emulator started endpoint=%s outbox=%s", self.endpoint, self.outbox_dir)
         return self
