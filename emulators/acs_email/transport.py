@@ -17,6 +17,8 @@ logger = logging.getLogger(__name__)
 
 # A client that opens a connection and sends nothing must not hold a worker thread for ever.
 CONNECTION_TIMEOUT_SECONDS = 30
+# Bodies over the 10 MB limit but under this size are read and dropped; larger ones end the connection.
+_MAX_DRAINED_BYTES = 64 * 1024 * 1024
 
 
 @dataclass
@@ -110,13 +112,24 @@ class _RequestHandler(BaseHTTPRequestHandler):
             self._send(Response.from_error(AcsError(400, "BadRequest", "Content-Length is not a whole number.")))
             return None
         if length > MAX_REQUEST_BYTES:
-            # The body stays unread, so the connection cannot be reused.
-            self.close_connection = True
+            # Clients write the whole body before they read an answer, so the body is read and dropped;
+            # closing at once would make them see a broken connection instead of the 413.
+            if length <= _MAX_DRAINED_BYTES:
+                self._discard(length)
+            else:
+                self.close_connection = True
             # NOTE: the status and code ACS uses for a request over 10 MB are not documented in the REST spec.
             message = f"The request is {length} bytes; at most {MAX_REQUEST_BYTES} bytes (10 MB) are accepted."
             self._send(Response.from_error(AcsError(413, "RequestEntityTooLarge", message)))
             return None
         return self.rfile.read(length)
+
+    def _discard(self, length: int) -> None:
+        while length > 0:
+            chunk = self.rfile.read(min(length, 1024 * 1024))
+            if not chunk:
+                break
+            length -= len(chunk)
 
     def _send(self, response: Response) -> None:
         payload = b"" if response.body is None else json.dumps(response.body).encode()
