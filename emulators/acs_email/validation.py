@@ -72,9 +72,8 @@ def _parse_json(body: bytes) -> dict:
 def _check_sender(sender: object, allowed_senders: Iterable[str], linked_domains: Iterable[str]) -> str:
     if not sender:
         raise bad_request("senderAddress is missing. Give a MailFrom address of a linked domain.")
-    if not is_valid_address(sender):
+    if not isinstance(sender, str) or not is_valid_address(sender):
         raise bad_request(f"senderAddress {sender!r} is not a valid email address.")
-    assert isinstance(sender, str)
 
     domain = sender.rpartition("@")[2].lower()
     if domain not in {linked.lower() for linked in linked_domains}:
