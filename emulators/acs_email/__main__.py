@@ -48,7 +48,7 @@ def _parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--access-key", default=None, help="Base64 access key of the connection string (default: random).")
     parser.add_argument(
         "--polls-until-done", type=int, default=1,
-        help="Status polls that answer Running before Succeeded (default: 1).",
+        help="Status polls that return Running before Succeeded (default: 1).",
     )
     parser.add_argument("--verbose", action="store_true", help="Log every request.")
     return parser.parse_args(argv)

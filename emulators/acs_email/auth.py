@@ -23,7 +23,7 @@ MAX_CLOCK_SKEW = datetime.timedelta(minutes=15)
 HMAC_SCHEME = "HMAC-SHA256"
 # Headers that every HMAC signature must cover, or a replayed signature could carry another body or host.
 REQUIRED_SIGNED_HEADERS = frozenset({"x-ms-date", "host", "x-ms-content-sha256"})
-# NOTE: "Denied" is the code seen in client code that handles ACS 401 answers; the REST spec does not list it.
+# NOTE: "Denied" is the code seen in client code that handles ACS 401 responses; the REST spec does not list it.
 DENIED = "Denied"
 
 
@@ -49,21 +49,6 @@ def check_authorization(
 
     _check_hmac(method, target, headers, body, access_key, parameters)
     return "hmac"
-
-
-def sign_request(
-    method: str, target: str, host: str, body: bytes, access_key: bytes, now: datetime.datetime | None = None
-) -> dict[str, str]:
-    """Return the headers that sign a request like the ACS SDK does; for clients outside the SDK."""
-    date = email.utils.format_datetime(now or datetime.datetime.now(datetime.timezone.utc), usegmt=True)
-    content_hash = base64.b64encode(hashlib.sha256(body).digest()).decode()
-    string_to_sign = f"{method.upper()}\n{target}\n{date};{host};{content_hash}"
-    signature = base64.b64encode(hmac.new(access_key, string_to_sign.encode(), hashlib.sha256).digest()).decode()
-    return {
-        "x-ms-date": date,
-        "x-ms-content-sha256": content_hash,
-        "Authorization": f"{HMAC_SCHEME} SignedHeaders=x-ms-date;host;x-ms-content-sha256&Signature={signature}",
-    }
 
 
 def _check_hmac(

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 
 class AcsError(Exception):
-    """A request that the emulator answers with an ACS error body instead of processing it."""
+    """A request that the emulator rejects with an ACS error body instead of processing it."""
 
     def __init__(
         self, status: int, code: str, message: str, headers: Mapping[str, str] | None = None

@@ -7,14 +7,14 @@ from dataclasses import dataclass
 from emulators.acs_email.errors import AcsError
 
 ROUTES = ("send", "poll")
-# HTTP faults answer the request with this status. Status faults ("failed", "canceled") instead end the
+# HTTP faults respond to the request with this status. Status faults ("failed", "canceled") instead end the
 # polled operation with that terminal status, as when ACS drops a message it had accepted.
 HTTP_FAULTS = {
     "send": (429, 500, 503),
     "poll": (404, 429, 500, 503),
 }
 STATUS_FAULTS = {"failed": "Failed", "canceled": "Canceled"}
-# ACS sends Retry-After with throttling answers; the SDK retries a POST on 429 only when it is there.
+# ACS sends Retry-After with 429 responses, and the SDK retries a POST on 429 only when it is present.
 DEFAULT_THROTTLE_RETRY_AFTER = 1
 _ERROR_CODES = {
     404: ("NotFound", "Message not found. The operation {operation} is unknown to the status service."),
@@ -26,7 +26,7 @@ _ERROR_CODES = {
 
 @dataclass(frozen=True)
 class Fault:
-    """One queued fault: what to answer the next request on a route with."""
+    """One queued fault for the next request on a route."""
 
     route: str
     kind: int | str
@@ -47,19 +47,19 @@ def parse_fault(route: str, kind: object, retry_after: object = None) -> Fault:
     """Check a fault description from the Python or HTTP API and return it; raise ValueError when invalid."""
     if route not in ROUTES:
         raise ValueError(f"Fault route {route!r} is not known. Use one of: {', '.join(ROUTES)}.")
-    normalised = _normalise_kind(kind)
+    normalized = _normalize_kind(kind)
     allowed = HTTP_FAULTS[route] + (tuple(STATUS_FAULTS) if route == "poll" else ())
-    if normalised not in allowed:
+    if normalized not in allowed:
         choices = ", ".join(str(choice) for choice in allowed)
         raise ValueError(f"Fault kind {kind!r} is not available on route {route!r}. Use one of: {choices}.")
 
     if retry_after is not None:
         if isinstance(retry_after, bool) or not isinstance(retry_after, (int, float)) or retry_after < 0:
             raise ValueError(f"retry_after must be a number of seconds >= 0, not {retry_after!r}.")
-    return Fault(route=route, kind=normalised, retry_after=retry_after)
+    return Fault(route=route, kind=normalized, retry_after=retry_after)
 
 
-def _normalise_kind(kind: object) -> int | str:
+def _normalize_kind(kind: object) -> int | str:
     if isinstance(kind, bool):
         return str(kind)
     if isinstance(kind, int):
@@ -71,6 +71,6 @@ def _normalise_kind(kind: object) -> int | str:
 
 
 def _format_seconds(seconds: float) -> str:
-    # Retry-After is an integer in HTTP; round up so a client never waits less than asked.
+    # Retry-After is a whole number of seconds in HTTP, so round up to keep at least the requested wait.
     whole = int(seconds)
     return str(whole if whole == seconds else whole + 1)

@@ -1,10 +1,10 @@
 """Repeatable requests (OASIS Repeatable Requests 1.0) as ACS documents them for the Email send API.
 
 A client that sends ``Repeatability-Request-Id`` (a GUID) and ``Repeatability-First-Sent`` (IMF-fixdate)
-can resend a POST safely. ACS remembers requests for 5 minutes and answers a resend as follows
+can resend a POST safely. ACS remembers requests for 5 minutes and responds to a resend as follows
 (learn.microsoft.com/rest/api/communication/repeatable-requests): 400 when a header is malformed or the
 body differs from the first request, 412 when First-Sent is older than 5 minutes, 409 while the first request
-is still being processed, the first answer again when it was 2xx or 4xx, and a fresh execution after a 5xx.
+is still being processed, the first response again when it was 2xx or 4xx, and a fresh execution after a 5xx.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ FIRST_SENT_HEADER = "Repeatability-First-Sent"
 
 @dataclass
 class StoredResponse:
-    """The answer to a first request, kept to be sent again for a resend."""
+    """The response to a first request, kept to be sent again for a resend."""
 
     status: int
     body: dict | None
@@ -41,14 +41,14 @@ class _Entry:
 
 
 class RepeatabilityTracker:
-    """Remembers repeatable send requests and decides how to answer a resend."""
+    """Remembers repeatable send requests and decides how to respond to a resend."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._entries: dict[str, _Entry] = {}
 
     def begin(self, headers: Mapping[str, str], body: bytes) -> tuple[str | None, StoredResponse | None]:
-        """Start a repeatable request; return its id (None when not repeatable) and a stored answer if any.
+        """Start a repeatable request; return its id (None when not repeatable) and a stored response if any.
 
         Raises AcsError for the rejections listed in the module docstring.
         """
@@ -74,7 +74,7 @@ class RepeatabilityTracker:
             return request_id, entry.response
 
     def finish(self, request_id: str, response: StoredResponse) -> None:
-        """Record the answer to a first request; a 5xx is forgotten so that a resend runs again."""
+        """Record the response to a first request; a 5xx is forgotten so that a resend runs again."""
         with self._lock:
             entry = self._entries.get(request_id)
             if entry is None:

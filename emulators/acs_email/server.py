@@ -52,8 +52,8 @@ class AcsEmailEmulator:
 
     ``access_key`` is the base64 key of the connection string (a random one when None). A sender must be
     one of ``allowed_senders``; its domain must be one of ``linked_domains`` (by default the domains of
-    ``allowed_senders``). An operation answers ``Running`` to its first ``polls_until_done`` polls, then
-    ``Succeeded``. ``poll_retry_after`` is the ``retry-after`` header in seconds on non-terminal answers.
+    ``allowed_senders``). An operation returns ``Running`` to its first ``polls_until_done`` polls, then
+    ``Succeeded``. ``poll_retry_after`` is the ``retry-after`` header in seconds on non-terminal responses.
     Accepted messages are written to ``outbox_dir`` (a new temporary folder when None, kept after stop).
     """
 
@@ -163,7 +163,11 @@ class AcsEmailEmulator:
 
     @property
     def messages(self) -> list[dict]:
-        """Copies of the accepted messages, oldest first (see ``validation.parse_send_payload`` for keys)."""
+        """Copies of the accepted messages, oldest first.
+
+        Each has the keys of ``validation.parse_send_payload`` plus ``operation_id``, ``received_at`` (UTC
+        datetime), ``eml_path`` and ``html_path``.
+        """
         with self._lock:
             return copy.deepcopy(self._messages)
 
@@ -173,7 +177,7 @@ class AcsEmailEmulator:
             return [dict(entry) for entry in self._requests]
 
     def inject_fault(self, route: str, kind: int | str, count: int = 1, retry_after: float | None = None) -> None:
-        """Answer the next ``count`` requests on ``route`` ("send" or "poll") with a fault.
+        """Respond to the next ``count`` requests on ``route`` ("send" or "poll") with a fault.
 
         ``kind`` is an HTTP status (send: 429, 500, 503; poll: 404, 429, 500, 503) or, on poll, "failed" or
         "canceled" to end the operation with that status. A poll 404 leaves the message stored, as when
@@ -206,6 +210,7 @@ class AcsEmailEmulator:
         try:
             response = self._serve_acs(method, target, headers, body)
         except AcsError as error:
+            logger.info("Rejected request method=%s path=%s status=%d code=%s", method, path, error.status, error.code)
             response = Response.from_error(error)
         with self._lock:
             self._requests.append({"method": method, "path": path, "status": response.status})

@@ -23,7 +23,7 @@ _MAX_DRAINED_BYTES = 64 * 1024 * 1024
 
 @dataclass
 class Response:
-    """Status, JSON body (None for an empty body) and extra headers of one answer."""
+    """Status, JSON body (None for an empty body) and extra headers of one response."""
 
     status: int
     body: dict | None = None
@@ -31,7 +31,7 @@ class Response:
 
     @classmethod
     def from_error(cls, error: AcsError) -> Response:
-        """Build the answer to an AcsError, with the ``x-ms-error-code`` header that ACS adds."""
+        """Build the response to an AcsError, with the ``x-ms-error-code`` header that ACS adds."""
         return cls(error.status, error.body(), {"x-ms-error-code": error.code, **error.headers})
 
 
@@ -100,7 +100,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
         self._send(response)
 
     def _read_body(self) -> bytes | None:
-        """Read the body by Content-Length; answer 411 or 413 and return None when it cannot be read."""
+        """Read the body by Content-Length; respond 411 or 413 and return None when it cannot be read."""
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
             self.close_connection = True
             self._send(Response.from_error(AcsError(411, "LengthRequired", "Send the body with Content-Length.")))
@@ -114,8 +114,8 @@ class _RequestHandler(BaseHTTPRequestHandler):
             self._send(Response.from_error(AcsError(400, "BadRequest", "Content-Length is not a whole number.")))
             return None
         if length > MAX_REQUEST_BYTES:
-            # Clients write the whole body before they read an answer, so the body is read and dropped;
-            # closing at once would make them see a broken connection instead of the 413.
+            # Clients write the whole body before they read the response, so the body is read and dropped.
+            # Closing at once would make them see a broken connection instead of the 413.
             if length <= _MAX_DRAINED_BYTES:
                 self._discard(length)
             else:

@@ -23,7 +23,7 @@ RECIPIENT_KINDS = ("to", "cc", "bcc")
 def parse_send_payload(
     body: bytes, allowed_senders: Iterable[str], linked_domains: Iterable[str]
 ) -> dict:
-    """Validate a send request body and return it normalised; raise AcsError for what ACS would reject.
+    """Validate a send request body and return it normalized; raise AcsError for what ACS would reject.
 
     The returned dict has the keys ``sender``, ``recipients`` ({"to", "cc", "bcc"} lists of
     {"address", "displayName"}), ``reply_to``, ``subject``, ``plain_text``, ``html``, ``attachments``

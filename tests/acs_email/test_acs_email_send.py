@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
+import base64
+import datetime
 import email
 import email.policy
 import email.utils
-import base64
-import datetime
 
 import pytest
 from azure.communication.email import EmailClient
-from azure.core.exceptions import ClientAuthenticationError
+from azure.core.exceptions import ClientAuthenticationError, ServiceRequestError
 
 from acs_email_support import FAST_POLLING, SENDER, StaticTokenCredential, make_message
+from emulators.acs_email import AcsEmailEmulator
 
 
 def test_connection_string_send_succeeds(emulator, client):
-    # GIVEN the emulator answers Running to the first poll
+    # GIVEN the emulator returns Running to the first poll
     # WHEN a message is sent with HMAC authentication
     result = client.begin_send(make_message(), polling_interval=FAST_POLLING).result()
 
@@ -46,8 +47,6 @@ def test_token_credential_send_succeeds(emulator):
 
 
 def test_polls_until_done_sets_running_polls(tmp_path):
-    from emulators.acs_email import AcsEmailEmulator
-
     with AcsEmailEmulator(outbox_dir=str(tmp_path), polls_until_done=3, poll_retry_after=0) as emulator:
         client = EmailClient.from_connection_string(emulator.connection_string, connection_verify=emulator.ca_bundle)
         result = client.begin_send(make_message(), polling_interval=FAST_POLLING).result()
@@ -107,8 +106,6 @@ def test_request_changed_after_signing_is_rejected(emulator, change_after_signin
 
 
 def test_client_without_ca_bundle_fails_tls(emulator):
-    from azure.core.exceptions import ServiceRequestError
-
     client = EmailClient.from_connection_string(emulator.connection_string, retry_total=0)
 
     with pytest.raises(ServiceRequestError, match="CERTIFICATE_VERIFY_FAILED"):

@@ -111,8 +111,8 @@ def test_invalid_attachment_is_rejected(emulator, client, attachment, reason):
 
 
 def test_request_over_ten_megabytes_is_rejected(emulator, client):
-    eleven_megabytes = base64.b64encode(b"\0" * (8 * 1024 * 1024)).decode()
-    attachment = {"name": "big.bin", "contentType": "application/octet-stream", "contentInBase64": eleven_megabytes}
+    over_ten_megabytes = base64.b64encode(b"\0" * (8 * 1024 * 1024)).decode()
+    attachment = {"name": "big.bin", "contentType": "application/octet-stream", "contentInBase64": over_ten_megabytes}
 
     with pytest.raises(HttpResponseError, match="at most 10485760 bytes") as raised:
         client.begin_send(make_message(attachments=[attachment]))
