@@ -20,8 +20,10 @@ if (Get-Command certrenew -ErrorAction SilentlyContinue) {
         $vault = Get-VaultName $url
         Write-Host "postprovision: setting the certificate contacts of vault $vault."
         certrenew contacts set $vault @contacts
+        # A failure here must not stop `azd up`: the contacts can be set again at any time.
         if ($LASTEXITCODE -ne 0) {
-            Write-Error "postprovision: 'certrenew contacts set $vault' failed. Fix the error above, then run 'azd hooks run postprovision'."
+            Write-Warning ("postprovision: setting the contacts of vault $vault failed. A new role assignment can take a few " +
+                "minutes to apply: run 'azd hooks run postprovision' again later.")
         }
     }
     exit 0

@@ -17,8 +17,12 @@ if command -v certrenew >/dev/null 2>&1; then
         vault=${url#https://}
         vault=${vault%%.*}
         echo "postprovision: setting the certificate contacts of vault $vault."
+        # A failure here must not stop `azd up`: the contacts can be set again at any time.
         # shellcheck disable=SC2086 # one argument per address
-        certrenew contacts set "$vault" $contacts
+        if ! certrenew contacts set "$vault" $contacts; then
+            echo "postprovision: setting the contacts of vault $vault failed. A new role assignment can take a few" >&2
+            echo "minutes to apply: run 'azd hooks run postprovision' again later." >&2
+        fi
     done
     exit 0
 fi

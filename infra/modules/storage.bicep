@@ -65,45 +65,53 @@ resource storageAccount 'Microsoft.Storage/storageAccounts@2023-05-01' = {
       defaultAction: 'Allow'
     }
   }
+}
 
-  resource blobServices 'blobServices' = {
-    name: 'default'
+resource blobServices 'Microsoft.Storage/storageAccounts/blobServices@2023-05-01' = {
+  parent: storageAccount
+  name: 'default'
+}
 
-    resource deploymentContainer 'containers' = {
-      name: deploymentContainerName
-      properties: {
-        publicAccess: 'None'
-      }
-    }
-
-    resource deadLetterContainer 'containers' = {
-      name: deadLetterContainerName
-      properties: {
-        publicAccess: 'None'
-      }
-    }
+resource deploymentContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
+  parent: blobServices
+  name: deploymentContainerName
+  properties: {
+    publicAccess: 'None'
   }
+}
 
-  resource queueServices 'queueServices' = {
-    name: 'default'
-
-    resource noticeQueue 'queues' = {
-      name: noticeQueueName
-    }
-
-    // The Functions host moves a notice here after maxDequeueCount failed attempts (host.json).
-    resource poisonQueue 'queues' = {
-      name: '${noticeQueueName}-poison'
-    }
+resource deadLetterContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
+  parent: blobServices
+  name: deadLetterContainerName
+  properties: {
+    publicAccess: 'None'
   }
+}
 
-  resource tableServices 'tableServices' = {
-    name: 'default'
+resource queueServices 'Microsoft.Storage/storageAccounts/queueServices@2023-05-01' = {
+  parent: storageAccount
+  name: 'default'
+}
 
-    resource journalTable 'tables' = {
-      name: journalTableName
-    }
-  }
+resource noticeQueue 'Microsoft.Storage/storageAccounts/queueServices/queues@2023-05-01' = {
+  parent: queueServices
+  name: noticeQueueName
+}
+
+// The Functions host moves a notice here after maxDequeueCount failed attempts (host.json).
+resource poisonQueue 'Microsoft.Storage/storageAccounts/queueServices/queues@2023-05-01' = {
+  parent: queueServices
+  name: '${noticeQueueName}-poison'
+}
+
+resource tableServices 'Microsoft.Storage/storageAccounts/tableServices@2023-05-01' = {
+  parent: storageAccount
+  name: 'default'
+}
+
+resource journalTable 'Microsoft.Storage/storageAccounts/tableServices/tables@2023-05-01' = {
+  parent: tableServices
+  name: journalTableName
 }
 
 resource appStorageRoles 'Microsoft.Authorization/roleAssignments@2022-04-01' = [
@@ -125,10 +133,10 @@ output name string = storageAccount.name
 output resourceId string = storageAccount.id
 
 @description('Name of the Flex Consumption deployment container.')
-output deploymentContainerName string = storageAccount::blobServices::deploymentContainer.name
+output deploymentContainerName string = deploymentContainer.name
 
 @description('Name of the dead-letter container.')
-output deadLetterContainerName string = storageAccount::blobServices::deadLetterContainer.name
+output deadLetterContainerName string = deadLetterContainer.name
 
 @description('Name of the renewal journal table.')
-output journalTableName string = storageAccount::tableServices::journalTable.name
+output journalTableName string = journalTable.name
