@@ -5,7 +5,8 @@ $ErrorActionPreference = 'Stop'
 
 # Event Grid functions in function_app.py. infra/modules/event-subscriptions.bicep subscribes to the same names.
 $eventGridFunctions = @('on_certificate_expiring', 'on_certificate_version_created')
-# The host indexes the functions some time after a deployment: wait up to 30 x 10 seconds for each.
+# The host lists the functions some time after a deployment.
+# NOTE: 30 x 10 seconds is an estimate of how long that takes. It was never measured on a real deployment.
 $maxAttempts = 30
 $sleepSeconds = 10
 

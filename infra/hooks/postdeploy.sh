@@ -6,7 +6,8 @@ set -eu
 
 # Event Grid functions in function_app.py. infra/modules/event-subscriptions.bicep subscribes to the same names.
 EVENT_GRID_FUNCTIONS="on_certificate_expiring on_certificate_version_created"
-# The host indexes the functions some time after a deployment: wait up to 30 x 10 seconds for each.
+# The host lists the functions some time after a deployment.
+# NOTE: 30 x 10 seconds is an estimate of how long that takes. It was never measured on a real deployment.
 MAX_ATTEMPTS=30
 SLEEP_SECONDS=10
 
