@@ -24,8 +24,8 @@ param location string
 @description('Optional. Object ID of the person or service principal running azd. When this deployment creates a Key Vault, that principal gets Key Vault Certificates Officer on it so it can set certificate contacts and add certificates. Leave empty to grant nothing.')
 param principalId string = ''
 
-@description('Optional. JSON array of existing Key Vaults to manage, each {"name": ..., "resourceGroupName": ...} with optional "useAccessPolicies" (true for a vault on the access policy model), "systemTopicName" and "systemTopicResourceGroupName" (an Event Grid system topic the vault already has). When the array is empty, this deployment creates one vault.')
-param existingVaults string = '[]'
+@description('Optional. Existing Key Vaults to manage, separated by spaces, each RESOURCE_GROUP/VAULT_NAME followed by any of the options :accesspolicies (the vault uses access policies, not Azure RBAC), :topic=NAME (the vault\'s existing Event Grid system topic) and :topicgroup=RESOURCE_GROUP (that topic\'s resource group, if not the vault\'s). Example: "rg-pki/contoso-certs rg-old/legacy-kv:accesspolicies". Empty creates one vault.')
+param existingVaults string = ''
 
 @description('Optional. Email addresses, separated by spaces or commas, that the postprovision hook sets as certificate contacts on every vault. Key Vault contacts cannot be set through Azure Resource Manager.')
 param certificateContacts string = ''
@@ -72,13 +72,26 @@ var resourceGroupName = '${abbreviations.resourcesResourceGroups}${environmentNa
 var functionAppName = '${abbreviations.webSitesFunctions}${resourceToken}'
 var newVaultName = '${abbreviations.keyVaultVaults}${resourceToken}'
 
-var requestedVaults = json(existingVaults)
+// A plain-text list instead of JSON, because azd versions before early 2026 break a parameters file whose
+// environment value contains double quotes.
+var vaultEntries = filter(split(trim(existingVaults), ' '), entry => !empty(entry))
+var requestedVaults = [
+  for entry in vaultEntries: {
+    resourceGroupName: split(split(entry, ':')[0], '/')[0]
+    name: split(split(entry, ':')[0], '/')[1]
+    useAccessPolicies: contains(split(entry, ':'), 'accesspolicies')
+    systemTopicName: replace(first(filter(split(entry, ':'), option => startsWith(option, 'topic='))) ?? '', 'topic=', '')
+    systemTopicResourceGroupName: replace(first(filter(split(entry, ':'), option => startsWith(option, 'topicgroup='))) ?? '', 'topicgroup=', '')
+  }
+]
 var createVault = empty(requestedVaults)
 var newVaults = [
   {
-    name: newVaultName
     resourceGroupName: resourceGroupName
+    name: newVaultName
     useAccessPolicies: false
+    systemTopicName: ''
+    systemTopicResourceGroupName: ''
   }
 ]
 var vaults = createVault ? newVaults : requestedVaults

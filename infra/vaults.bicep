@@ -38,8 +38,8 @@ var vaultSettings = [
     resourceGroupName: vault.resourceGroupName
     useAccessPolicies: vault.?useAccessPolicies ?? false
     reuseSystemTopic: !empty(vault.?systemTopicName ?? '')
-    systemTopicName: vault.?systemTopicName ?? '${abbreviations.eventGridSystemTopics}${vault.name}'
-    systemTopicResourceGroupName: vault.?systemTopicResourceGroupName ?? vault.resourceGroupName
+    systemTopicName: empty(vault.?systemTopicName ?? '') ? '${abbreviations.eventGridSystemTopics}${vault.name}' : vault.systemTopicName
+    systemTopicResourceGroupName: empty(vault.?systemTopicResourceGroupName ?? '') ? vault.resourceGroupName : vault.systemTopicResourceGroupName
   }
 ]
 
