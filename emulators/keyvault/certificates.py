@@ -8,7 +8,6 @@ from __future__ import annotations
 import base64
 import binascii
 import bisect
-import datetime as dt
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -19,11 +18,13 @@ from emulators.keyvault.errors import KeyVaultError, bad_parameter, certificate_
 from emulators.keyvault.store import (
     CANCELLED,
     COMPLETED,
+    DAY,
     FAILED,
     IN_PROGRESS,
     ISSUER_ERROR_CODE,
     PENDING_CONFLICT_CODE,
     PENDING_CONFLICT_MESSAGE,
+    RECOVERABLE_DAYS,
     REUSED_CSR_MESSAGE,
     Certificate,
     Operation,
@@ -33,7 +34,6 @@ from emulators.keyvault.store import (
 )
 
 INTEGRATED = "integrated"
-NEW_VERSION_CREATED = "Microsoft.KeyVault.CertificateNewVersionCreated"
 
 # Status details as Key Vault words them for a fresh operation.
 DETAILS_ISSUER = (
@@ -116,7 +116,7 @@ def settle(vault: Vault, certificate: Certificate) -> None:
     """Complete a self-signed operation that is still in progress.
 
     Key Vault issues self-signed certificates within seconds. The emulator does it at the first request
-    that looks at the certificate after the create, so the 202 answer still says inProgress.
+    that looks at the certificate after the create, so the 202 response still has status inProgress.
     """
     operation = certificate.operation
     if operation is None or operation.status != IN_PROGRESS or operation.kind != policies.SELF:
@@ -312,7 +312,7 @@ def delete_operation(vault: Vault, name: str) -> dict:
 
 
 def auto_renew(vault: Vault, certificate: Certificate, version: Version) -> None:
-    """Start the renewal a policy's AutoRenew action asks for, with the current version's tags."""
+    """Start the renewal that a policy's AutoRenew action requests, with the current version's tags."""
     version.auto_renew_started = True
     kind = issuer_kind(vault, certificate.policy)
     start_version(vault, certificate, kind, version.tags, True)
@@ -338,7 +338,7 @@ def renewal_due_at(vault: Vault, certificate: Certificate) -> tuple[int, Version
     if trigger.get("lifetime_percentage") is not None:
         due = version.nbf + (version.exp - version.nbf) * trigger["lifetime_percentage"] // 100
     else:
-        due = version.exp - trigger["days_before_expiry"] * 86400
+        due = version.exp - trigger["days_before_expiry"] * DAY
     return due, version
 
 
@@ -470,7 +470,7 @@ def list_deleted(vault: Vault, query: dict) -> dict:
         item = vault.item(certificate, certificate.latest, with_name_only=True)
         item["recoveryId"] = f"{vault.base_url}/deletedcertificates/{certificate.name}"
         item["deletedDate"] = certificate.deleted_date
-        item["scheduledPurgeDate"] = certificate.deleted_date + 90 * 86400
+        item["scheduledPurgeDate"] = certificate.deleted_date + RECOVERABLE_DAYS * DAY
         items.append(item)
     body: dict = {"value": items, "nextLink": None}
     if start + size < len(names):
@@ -531,8 +531,3 @@ def _bisect_after(names: list[str], token: str | None) -> int:
     if not token:
         return 0
     return bisect.bisect_right(names, token.lower())
-
-
-def utc(epoch_seconds: int) -> dt.datetime:
-    """Return an aware UTC datetime for Unix seconds."""
-    return dt.datetime.fromtimestamp(epoch_seconds, dt.timezone.utc)

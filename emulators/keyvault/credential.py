@@ -8,7 +8,7 @@ from typing import Any
 from azure.core.credentials import AccessToken, AccessTokenInfo
 
 DEFAULT_TOKEN = "emulator-token"
-# Lifetime of the tokens handed out, in real seconds. The SDK asks for a new token five minutes before expiry.
+# Lifetime of the tokens handed out, in real seconds. The SDK requests a new token five minutes before expiry.
 TOKEN_LIFETIME_SECONDS = 3600
 
 

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 
 from emulators.keyvault import certificates, events, pki
 from emulators.keyvault import policy as policies
@@ -306,7 +305,7 @@ class KeyVaultEmulator:
         """Make the next count requests to route (a template such as 'GET /certificates/{name}/{version}', or '*') fail.
 
         kind is '429' (Retry-After when retry_after is set), '500', '503', 'delay' (wait delay seconds,
-        then answer normally) or 'drop' (close the connection without an answer).
+        then respond normally) or 'drop' (close the connection without a response).
         """
         if str(kind) not in FAULT_KINDS:
             raise ValueError(f"Fault kind {kind!r} is unknown. Use one of {', '.join(FAULT_KINDS)}.")
@@ -335,7 +334,7 @@ class KeyVaultEmulator:
             self._vault(vault).failures[name.lower()] = (code, message)
 
     def log_request(self, entry: dict) -> None:
-        """Record one answered request."""
+        """Record one request and the status it got."""
         with self._log_lock:
             self._request_log.append(entry)
 
@@ -414,7 +413,3 @@ class KeyVaultEmulator:
     def vault_names(self) -> list[str]:
         """Return the names of the emulated vaults, in the order given."""
         return list(self._vault_names)
-
-    def pem_of(self, certificate: x509.Certificate) -> str:
-        """Return a certificate as PEM text."""
-        return certificate.public_bytes(serialization.Encoding.PEM).decode()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 class KeyVaultError(Exception):
-    """An error answer of the Key Vault REST API: HTTP status, error code and message."""
+    """An error response of the Key Vault REST API: HTTP status, error code and message."""
 
     def __init__(self, status: int, code: str, message: str, inner_code: str | None = None) -> None:
         super().__init__(message)

@@ -28,7 +28,7 @@ TOPIC_TEMPLATE = (
     "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/emulator/providers/"
     "Microsoft.KeyVault/vaults/{vault}"
 )
-# Event Grid waits 30 seconds for a webhook to answer.
+# Event Grid waits 30 seconds for a webhook's response.
 DELIVERY_TIMEOUT_SECONDS = 30
 LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
 
@@ -143,5 +143,5 @@ class _HttpSink:
                 with urllib.request.urlopen(request, timeout=DELIVERY_TIMEOUT_SECONDS, context=context) as answer:
                     answer.read()
             except OSError as exc:
-                # Event Grid would retry for a day; the emulator tries once, so a test sees the gap at once.
+                # Event Grid would retry for a day; the emulator tries once, so a missing event shows in a test at once.
                 logger.warning("Event delivery failed: url=%s event_id=%s error=%s", self.url, event.get("id"), exc)

@@ -11,9 +11,6 @@ from emulators.keyvault import policy as policies
 from emulators.keyvault.errors import KeyVaultError, bad_parameter
 from emulators.keyvault.store import Vault
 
-PROVIDER_NAMES = {"digicert": "DigiCert", "globalsign": "GlobalSign"}
-
-
 def set_issuer(vault: Vault, name: str, body: dict) -> dict:
     """Create or replace an issuer (PUT)."""
     provider = body.get("provider")
@@ -94,7 +91,7 @@ def set_contacts(vault: Vault, body: dict) -> dict:
 
 
 def get_contacts(vault: Vault) -> dict:
-    """Return the contacts; an empty list when none are set, as Key Vault answers."""
+    """Return the contacts, or an empty list when none are set, as Key Vault does."""
     return _contacts_body(vault, vault.contacts or [])
 
 

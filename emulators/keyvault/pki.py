@@ -8,13 +8,13 @@ import datetime as dt
 import hashlib
 import ipaddress
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import NameOID
 
 RSA_KEY_SIZES = (2048, 3072, 4096)
 CURVES = {"P-256": ec.SECP256R1, "P-384": ec.SECP384R1, "P-521": ec.SECP521R1, "P-256K": ec.SECP256K1}
@@ -33,13 +33,17 @@ KEY_USAGE_FIELDS = {
     "decipherOnly": "decipher_only",
 }
 
+# Object identifier of the user principal name, an otherName SAN (Microsoft's szOID_NT_PRINCIPAL_NAME).
+_UPN_OID = x509.ObjectIdentifier("1.3.6.1.4.1.311.20.2.3")
+_PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----.+?-----END \1-----", re.DOTALL)
+
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 PublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey
 
 
 @dataclass(frozen=True)
 class SubjectSpec:
-    """What a certificate or CSR names: the subject and the subject alternative names."""
+    """Names and usages of a certificate or CSR: the subject, the subject alternative names, EKUs and key usage."""
 
     subject: str = ""
     dns_names: tuple[str, ...] = ()
@@ -57,7 +61,6 @@ class CertificateAuthority:
 
     key: PrivateKey
     certificate: x509.Certificate
-    _serial: int = field(default=1)
 
     def sign(self, builder: x509.CertificateBuilder) -> x509.Certificate:
         """Sign a certificate builder that already has its subject, key and validity."""
@@ -252,8 +255,6 @@ def _leaf_for_key(certificates: list[x509.Certificate], key: PrivateKey) -> x509
     raise ValueError("no certificate in the PEM matches its private key")
 
 
-_UPN_OID = x509.ObjectIdentifier("1.3.6.1.4.1.311.20.2.3")
-_PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----.+?-----END \1-----", re.DOTALL)
 
 
 def _leaf_builder(
@@ -326,5 +327,3 @@ def _key_usage_of(certificate: x509.Certificate) -> tuple[str, ...]:
             found.append(name)
     return tuple(found)
 
-
-SERVER_AUTH_EKU = ExtendedKeyUsageOID.SERVER_AUTH.dotted_string

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Callable
 from urllib.parse import parse_qsl, urlsplit
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 # The challenge Key Vault sends to a request without a token. The SDK reads 'authorization' (the tenant's
-# authority) and 'resource', and asks its credential for a token of scope resource + '/.default'.
+# authority) and 'resource', and requests a token of scope resource + '/.default' from its credential.
 CHALLENGE = (
     'Bearer authorization="https://login.microsoftonline.com/00000000-0000-0000-0000-000000000000", '
     'resource="https://vault.azure.net"'
@@ -120,8 +120,8 @@ class VaultServer(ThreadingHTTPServer):
 
     def finish_request(self, request: socket.socket, client_address: tuple) -> None:
         request.settimeout(IDLE_TIMEOUT_SECONDS)
-        # Headers and body leave in separate writes; without TCP_NODELAY, Nagle's algorithm and the
-        # client's delayed ACK hold every answer back by about 40 ms.
+        # Headers and body leave in separate writes. Without TCP_NODELAY, Nagle's algorithm and the
+        # client's delayed ACK delay every response by about 40 ms.
         request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
             connection = self.tls_context.wrap_socket(request, server_side=True)
@@ -170,24 +170,24 @@ class _RequestHandler(BaseHTTPRequestHandler):
             self._handle_control(path[len(CONTROL_PREFIX) :], raw_body)
             return
 
+        # Each request is logged before its response leaves, so a client that has the response finds it in the log.
         route, handler, params = match_route(self.command, path)
         entry = {"vault": self.server.vault_name, "method": self.command, "route": route, "path": path, "status": 0}
         if not self._authorized():
-            self._send(401, {"error": {"code": "Unauthorized", "message": "AKV10000: Request is missing a Bearer or PoP token."}},
-                       extra_headers={"WWW-Authenticate": CHALLENGE})
             entry["status"] = 401
             emulator.log_request(entry)
+            self._send(401, {"error": {"code": "Unauthorized", "message": "AKV10000: Request is missing a Bearer or PoP token."}},
+                       extra_headers={"WWW-Authenticate": CHALLENGE})
             return
 
         fault = emulator.take_fault(self.server.vault_name, route)
         if fault is not None and self._apply_fault(fault, entry):
-            emulator.log_request(entry)
             return
 
         status, body, headers = self._dispatch(route, handler, params, query, raw_body)
-        self._send(status, body, extra_headers=headers)
         entry["status"] = status
         emulator.log_request(entry)
+        self._send(status, body, extra_headers=headers)
 
     def _dispatch(self, route, handler, params, query, raw_body) -> tuple[int, dict | None, dict]:
         emulator = self.server.emulator
@@ -207,6 +207,10 @@ class _RequestHandler(BaseHTTPRequestHandler):
                 vault = emulator.vaults[self.server.vault_name]
                 status, answer = handler(vault, params, query, body)
         except KeyVaultError as exc:
+            logger.debug(
+                "Key Vault error response: vault=%s route=%s status=%s code=%s message=%s",
+                self.server.vault_name, route, exc.status, exc.code, exc.message,
+            )
             return exc.status, exc.body(), {}
         headers = {}
         if route == "POST /certificates/{name}/create" and status == 202:
@@ -218,7 +222,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
         return urlsplit(self.path).path
 
     def _apply_fault(self, fault: dict, entry: dict) -> bool:
-        """Carry out a fault; return False for a delay, after which the request proceeds."""
+        """Carry out a fault and log it. Return False for a delay, after which the request proceeds."""
         kind = fault["kind"]
         if kind == "delay":
             time.sleep(float(fault["delay"]))
@@ -226,6 +230,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
         if kind == "drop":
             self.close_connection = True
             entry["status"] = "dropped"
+            self.server.emulator.log_request(entry)
             try:
                 self.connection.shutdown(socket.SHUT_RDWR)
             except OSError:
@@ -241,8 +246,9 @@ class _RequestHandler(BaseHTTPRequestHandler):
             code, message = "ServiceUnavailable", "The service is temporarily unavailable. Try again later."
         else:
             code, message = "InternalServerError", "An internal server error occurred. Try again later."
-        self._send(status, {"error": {"code": code, "message": message}}, extra_headers=headers)
         entry["status"] = status
+        self.server.emulator.log_request(entry)
+        self._send(status, {"error": {"code": code, "message": message}}, extra_headers=headers)
         return True
 
     def _authorized(self) -> bool:
@@ -278,7 +284,8 @@ class _RequestHandler(BaseHTTPRequestHandler):
         except KeyVaultError as exc:
             status, answer = exc.status, exc.body()
         except (ValueError, KeyError, TypeError) as exc:
-            status, answer = 400, {"error": {"code": "BadParameter", "message": str(exc)}}
+            logger.warning("Invalid control request: vault=%s action=%s error=%r", self.server.vault_name, action, exc)
+            status, answer = 400, {"error": {"code": "BadParameter", "message": f"Invalid control request: {exc!r}."}}
         self._send(status, answer)
 
 

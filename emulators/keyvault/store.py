@@ -1,7 +1,7 @@
 """In-memory state of one emulated vault: certificates, their versions and operations, issuers and contacts.
 
 Every method expects the caller to hold the emulator's lock. Methods return JSON-ready dicts in the
-wire shape of the Key Vault REST API and raise KeyVaultError for error answers.
+wire shape of the Key Vault REST API and raise KeyVaultError for error responses.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ PENDING_CONFLICT_MESSAGE = (
     "status is inProgress."
 )
 ISSUER_ERROR_CODE = "Certificate issuer error"
-# NOTE: inferred. The message is what CAs answer for a reused CSR; the documented code for issuer-side
+# NOTE: inferred. The message is what CAs return for a reused CSR. The documented code for issuer-side
 # failures is "Certificate issuer error".
 REUSED_CSR_MESSAGE = "The CSR used to get your certificate has already been used."
 
@@ -160,7 +160,7 @@ class Vault:
         return found
 
     def check_name_free(self, name: str) -> None:
-        """Raise 409 when a soft-deleted certificate holds the name."""
+        """Raise 409 when a soft-deleted certificate has the name."""
         if name.lower() in self.deleted:
             raise KeyVaultError(
                 409,

@@ -76,7 +76,8 @@ def test_ids_use_the_vault_url(client, emulator):
 
     base = emulator.vault_url("contoso-certs")
     version = created.properties.version
-    assert len(version) == 32 and version == version.lower()
+    assert len(version) == 32
+    assert version == version.lower()
     assert created.id == f"{base}/certificates/web/{version}"
     assert created.key_id == f"{base}/keys/web/{version}"
     assert created.secret_id == f"{base}/secrets/web/{version}"

@@ -5,17 +5,20 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 from azure.keyvault.certificates import CertificateClient
 
 from emulators.keyvault import EmulatorCredential
+
+REPOSITORY = Path(__file__).resolve().parents[2]
 
 
 def test_command_seeds_and_prints_settings():
     # GIVEN the emulator started by hand with two vaults and --seed
     process = subprocess.Popen(
         [sys.executable, "-m", "emulators.keyvault", "--vault", "contoso-certs", "--vault", "fabrikam-certs", "--seed"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=REPOSITORY,
     )
     try:
         lines = []
@@ -36,7 +39,7 @@ def test_command_seeds_and_prints_settings():
         process.send_signal(signal.SIGINT)
         process.wait(timeout=10)
 
-    # THEN it reaches the seeded vault, which holds one certificate per kind
+    # THEN it reaches the seeded vault, which contains one certificate per kind
     assert set(vaults) == {"contoso-certs", "fabrikam-certs"}
     assert names == {"self-signed", "external-ca", "integrated-ca", "imported"}
     assert process.returncode == 0

@@ -24,7 +24,7 @@ def test_import_pfx_without_policy_generates_one(client, emulator):
     # WHEN it is imported without a policy
     imported = client.import_certificate("legacy", pfx_bytes(certificate, key, b"pw"), password="pw", tags={"src": "pfx"})
 
-    # THEN the version holds it, and the generated policy describes it with issuer Unknown
+    # THEN the version contains it, and the generated policy describes it with issuer Unknown
     assert imported.cer == der(certificate)
     assert imported.properties.tags == {"src": "pfx"}
     assert imported.properties.expires_on == certificate.not_valid_after_utc

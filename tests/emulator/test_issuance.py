@@ -59,7 +59,7 @@ def test_merge_with_matching_key_completes(client, emulator):
     # WHEN the signed certificate and the CA are merged
     merged = client.merge_certificate("api", [der(signed), der(emulator.external_ca_certificate)])
 
-    # THEN the new version holds that certificate and the operation is completed
+    # THEN the new version contains that certificate and the operation is completed
     assert merged.cer == der(signed)
     assert merged.properties.enabled is True
     assert merged.properties.tags == {"owner": "team-b"}
