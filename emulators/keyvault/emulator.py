@@ -130,8 +130,11 @@ class KeyVaultEmulator:
         self._clock = self._start_epoch
         old = getattr(self, "vaults", {})
         self.vaults = {name: Vault(name=name, emulator=self, base_url=getattr(old.get(name), "base_url", "")) for name in self._vault_names}
-        self.events: list[dict] = []
-        self.secret_reads: list[dict] = []
+        # Cleared in place, so a caller that kept a reference to these lists sees the reset.
+        self.events: list[dict] = getattr(self, "events", [])
+        self.events.clear()
+        self.secret_reads: list[dict] = getattr(self, "secret_reads", [])
+        self.secret_reads.clear()
         self._faults: dict[str, list[dict]] = {name: [] for name in self._vault_names}
         self._request_log: list[dict] = []
 
