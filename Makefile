@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install test demo clean
+.PHONY: install test demo bench clean
 
 install: $(INSTALLED) node_modules/.installed
 
@@ -22,6 +22,14 @@ node_modules/.installed: package.json package-lock.json
 
 test: install
 	$(BIN)/python -m pytest
+
+# Offline demo against the local Key Vault emulator; notices land in outbox/.
+demo: install
+	$(BIN)/python -m emulators.demo --outbox outbox
+
+# Requests per event, sweep cost and import time; writes benchmarks/RESULTS.md.
+bench: install
+	$(BIN)/python -m benchmarks.run --output benchmarks/RESULTS.md
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache

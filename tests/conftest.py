@@ -6,7 +6,9 @@ import pytest
 
 from emulators.azurite import start_azurite
 from emulators.keyvault import KeyVaultEmulator
-from shared.journal import SqliteJournal
+from azure.data.tables import TableServiceClient
+
+from shared.journal import SqliteJournal, TableJournal
 from shared.keyvault import VaultClients
 from shared.runtime import Runtime, set_runtime
 from shared.settings import Settings, VaultConfig
@@ -58,10 +60,23 @@ def make_settings(keyvault, tmp_path, **overrides) -> Settings:
 def app(keyvault, tmp_path):
     """The function app pointed at the emulator, with a SQLite journal and the emulator's clock."""
     settings = make_settings(keyvault, tmp_path)
+    yield from run_app(keyvault, settings, SqliteJournal(settings.journal.removeprefix("sqlite:")))
+
+
+@pytest.fixture
+def table_app(keyvault, tmp_path, azurite, request):
+    """The function app with its journal in Table Storage on Azurite, as deployed in Azure."""
+    settings = make_settings(keyvault, tmp_path, journal="table")
+    service = TableServiceClient.from_connection_string(azurite.connection_string, connection_verify=azurite.ca_bundle)
+    table = service.create_table_if_not_exists(f"journal{abs(hash(request.node.nodeid)) % 10**9}")
+    yield from run_app(keyvault, settings, TableJournal(table))
+
+
+def run_app(keyvault, settings, journal):
     runtime = Runtime(
         settings=settings,
         vaults=VaultClients(settings, client_options=FAST_RETRY),
-        journal=SqliteJournal(settings.journal.removeprefix("sqlite:")),
+        journal=journal,
         clock=keyvault.now,
     )
     set_runtime(runtime)

@@ -273,7 +273,14 @@ def test_autorenew_is_left_to_key_vault(app):
     assert len(creates) == 1, "only the test's own create; Key Vault made the renewal"
 
 
-def test_duplicate_delivery_starts_one_renewal(app):
+@pytest.fixture(params=["sqlite", "table"])
+def any_app(request):
+    """The app with each journal: SQLite for local runs, Table Storage on Azurite as in Azure."""
+    return request.getfixturevalue("app" if request.param == "sqlite" else "table_app")
+
+
+def test_duplicate_delivery_starts_one_renewal(any_app):
+    app = any_app
     client = create_certificate(app, "web", self_signed_policy())
     app.deliver_new_events()
     advance_to_days_before_expiry(app, client, "web", 25)
@@ -287,7 +294,8 @@ def test_duplicate_delivery_starts_one_renewal(app):
     assert len(creates) == 1
 
 
-def test_concurrent_deliveries_start_one_renewal(app):
+def test_concurrent_deliveries_start_one_renewal(any_app):
+    app = any_app
     client = create_certificate(app, "web", self_signed_policy())
     app.deliver_new_events()
     advance_to_days_before_expiry(app, client, "web", 25)
