@@ -157,7 +157,10 @@ class RenewalService:
 
         entry = self.journal.read(vault.name, _renewal_key(name))
         if entry and entry[0].get("state") in OPEN_STATES and entry[0].get("from_version") != certificate.version:
-            self._announce_renewed(outcome, vault, certificate, entry[0], "certrenew")
+            self._announce_renewed(outcome, vault, certificate, entry[0], entry[0].get("started_by", "certrenew"))
+            return outcome
+        if entry and entry[0].get("state") == "completed" and entry[0].get("new_version") == certificate.version:
+            logger.info("certificate=%s vault=%s: version %s was already confirmed", name, vault.name, certificate.version)
             return outcome
 
         previous = self._previous_version(vault, certificate)

@@ -389,3 +389,20 @@ def test_one_month_certificate_renews_once_per_lifetime(app):
     versions = list(client.list_properties_of_certificate_versions("short"))
     assert 3 <= len(versions) <= 5, len(versions)
     assert client.get_certificate("short").properties.expires_on > app.now()
+
+
+def test_sweep_costs_list_pages_plus_two_requests_per_due_certificate(app):
+    # GIVEN a vault of 60 certificates, 3 of them inside the renewal window
+    app.keyvault.seed_certificates("contoso-certs", 57, expires_in_days=200, prefix="steady")
+    app.keyvault.seed_certificates("contoso-certs", 3, expires_in_days=20, prefix="due")
+    app.runtime.vaults.client(app.runtime.settings.vaults[0]).get_contacts()
+    app.keyvault.clear_request_log()
+
+    # WHEN the timer sweeps
+    notices = app.run_timer()
+
+    # THEN it reads 3 list pages of 25 and makes 2 requests per due certificate
+    routes = [r["route"] for r in app.app_requests()]
+    assert routes.count("GET /certificates") == 3
+    assert len(routes) - 3 == 2 * 3
+    assert sorted(n.certificate.name for n in notices) == ["due-00000", "due-00001", "due-00002"]
