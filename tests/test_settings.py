@@ -1,5 +1,7 @@
 """App settings: parsed when the app loads, with errors that name the setting."""
 
+from pathlib import Path
+
 import pytest
 
 from shared.errors import SettingsError
@@ -68,3 +70,11 @@ def test_every_setting_is_documented_once():
 
     assert len(names) == len(set(names))
     assert all(setting.description.endswith(".") for setting in SETTINGS)
+
+
+def test_readme_documents_every_setting():
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+
+    missing = [setting.name for setting in SETTINGS if f"`{setting.name}`" not in readme]
+
+    assert missing == []
