@@ -1,9 +1,9 @@
 """An offline demo: certificates of every kind renew from Key Vault events, through the real function entry points.
 
-It starts the Key Vault emulator, seeds one certificate of each kind plus an expired and a disabled one, moves
-the emulator's clock so Key Vault emits its events, delivers them to the functions in function_app.py, runs the
-timer, signs and merges a CSR as a person would, and prints each certificate's story. The notices are written to
-the outbox folder, one JSON file each.
+It starts the Key Vault emulator and seeds one certificate of each kind, plus an expired and a disabled one.
+Then it moves the emulator's clock so that Key Vault emits its events, and delivers them to the functions in
+function_app.py. It runs the timer, signs and merges a CSR as a person would, and prints each certificate's
+story. The notices are written to the outbox folder, one JSON file each.
 
 Run it with `make demo`, or `python -m emulators.demo [--outbox DIR]`.
 """

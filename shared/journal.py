@@ -18,7 +18,16 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
-from shared.errors import CertRenewError
+from azure.core import MatchConditions
+from azure.core.exceptions import (
+    HttpResponseError,
+    ResourceExistsError,
+    ResourceModifiedError,
+    ResourceNotFoundError,
+    ServiceRequestError,
+)
+from azure.data.tables import TableClient, TableServiceClient, UpdateMode
+from shared.errors import CertRenewError, SettingsError
 
 logger = logging.getLogger(__name__)
 
@@ -172,25 +181,25 @@ class TableJournal(Journal):
     newest first.
     """
 
-    def __init__(self, table_client: Any) -> None:
+    def __init__(self, table_client: TableClient) -> None:
         self._table = table_client
 
     @classmethod
     def from_settings(cls, table_name: str, environ: dict[str, str], **client_options: Any) -> "TableJournal":
         """Connect the way the Functions host connects AzureWebJobsStorage: identity first, then a connection string."""
-        from azure.data.tables import TableServiceClient  # noqa: PLC0415 - only deployments use tables
 
         account = environ.get("AzureWebJobsStorage__accountName")
         endpoint = environ.get("AzureWebJobsStorage__tableServiceUri")
         if account or endpoint:
-            from azure.identity import DefaultAzureCredential  # noqa: PLC0415
+            # Imported here because azure.identity is slow to import and local runs never need it.
+            from azure.identity import DefaultAzureCredential
+
 
             endpoint = endpoint or f"https://{account}.table.core.windows.net"
             service = TableServiceClient(endpoint, credential=DefaultAzureCredential(), **client_options)
         elif environ.get("AzureWebJobsStorage"):
             service = TableServiceClient.from_connection_string(environ["AzureWebJobsStorage"], **client_options)
         else:
-            from shared.errors import SettingsError  # noqa: PLC0415
 
             raise SettingsError(
                 "AzureWebJobsStorage__accountName",
@@ -199,7 +208,6 @@ class TableJournal(Journal):
         return cls(service.create_table_if_not_exists(table_name))
 
     def read(self, vault: str, key: str) -> tuple[dict[str, Any], str] | None:
-        from azure.core.exceptions import ResourceNotFoundError  # noqa: PLC0415
 
         try:
             entity = self._call(lambda: self._table.get_entity(vault.lower(), key))
@@ -208,7 +216,6 @@ class TableJournal(Journal):
         return json.loads(entity["fields"]), entity.metadata["etag"]
 
     def insert(self, vault: str, key: str, fields: dict[str, Any]) -> bool:
-        from azure.core.exceptions import ResourceExistsError  # noqa: PLC0415
 
         try:
             self._call(lambda: self._table.create_entity(self._entity(vault, key, fields)))
@@ -217,9 +224,6 @@ class TableJournal(Journal):
         return True
 
     def replace(self, vault: str, key: str, fields: dict[str, Any], etag: str) -> bool:
-        from azure.core import MatchConditions  # noqa: PLC0415
-        from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError  # noqa: PLC0415
-        from azure.data.tables import UpdateMode  # noqa: PLC0415
 
         try:
             self._call(
@@ -284,7 +288,6 @@ class TableJournal(Journal):
 
     @staticmethod
     def _call(call: Any) -> Any:
-        from azure.core.exceptions import HttpResponseError, ServiceRequestError  # noqa: PLC0415
 
         try:
             return call()
@@ -293,4 +296,4 @@ class TableJournal(Journal):
                 raise
             raise JournalUnavailable(f"Table Storage failed: {exc.message}") from exc
         except ServiceRequestError as exc:
-            raise JournalUnavailable(f"Table Storage did not answer: {exc}") from exc
+            raise JournalUnavailable(f"No response from Table Storage: {exc}") from exc

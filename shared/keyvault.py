@@ -46,7 +46,7 @@ INTEGRATED_PROVIDERS = ("digicert", "globalsign")
 
 
 class KeyVaultError(CertRenewError):
-    """Key Vault answered a request with an error that retrying will not fix."""
+    """Key Vault returned an error that retrying will not fix."""
 
     def __init__(self, message: str, status: int | None, code: str | None) -> None:
         super().__init__(message)
@@ -278,7 +278,8 @@ class VaultClients:
         return CertificateClient(vault.url, credential, **options)
 
     def _default_credential(self) -> TokenCredential:
-        from azure.identity import DefaultAzureCredential  # noqa: PLC0415 - slow import, not needed for emulators
+        # Imported here because azure.identity is slow to import and emulator runs never need it.
+        from azure.identity import DefaultAzureCredential
 
         # In Azure this resolves to the app's managed identity (AZURE_CLIENT_ID names a user-assigned one).
         self.credential = DefaultAzureCredential()
@@ -329,7 +330,7 @@ class VaultClients:
     ) -> OperationView:
         """Start a new version of a certificate with its current policy, tags and enabled state.
 
-        Raises OperationInProgress when Key Vault answers 409 because an operation is already pending.
+        Raises OperationInProgress when Key Vault responds with 409 because an operation is already pending.
         """
         body = {"policy": policy.for_create(), "attributes": {"enabled": enabled}, "tags": dict(tags)}
         request = HttpRequest("POST", f"/certificates/{name}/create", json=body)
@@ -377,7 +378,7 @@ def call_keyvault(call: Any, what: str) -> Any:
     try:
         return call()
     except (ServiceRequestError, ServiceResponseError) as exc:
-        raise KeyVaultUnavailable(f"Key Vault did not answer for {what}: {exc}") from exc
+        raise KeyVaultUnavailable(f"No response from Key Vault for {what}: {exc}") from exc
     except HttpResponseError as exc:
         raise classify_error(exc, what) from exc
 
@@ -388,7 +389,7 @@ def classify_error(exc: HttpResponseError, what: str) -> CertRenewError:
     code = getattr(exc.error, "code", None) if exc.error else None
     message = getattr(exc.error, "message", None) if exc.error else None
     if status is None or status in (408, 429) or status >= 500:
-        return KeyVaultUnavailable(f"Key Vault answered {status} for {what} after retries: {message or exc.reason}")
+        return KeyVaultUnavailable(f"Key Vault responded with {status} for {what} after retries: {message or exc.reason}")
     if isinstance(exc, ResourceNotFoundError) or status == 404:
         return KeyVaultError(f"{what} was not found.", status, code or "NotFound")
     if status in (401, 403):

@@ -48,7 +48,7 @@ def utc_now() -> datetime:
 
 @dataclass
 class Outcome:
-    """What one call of the service did: the decision per certificate and the notices emitted."""
+    """The decisions per certificate and the notices of one call of the service."""
 
     decisions: list[tuple[str, str, Decision]] = field(default_factory=list)
     notices: list[Notice] = field(default_factory=list)
@@ -140,7 +140,7 @@ class RenewalService:
         return outcome
 
     def confirm_new_version(self, vault: VaultConfig, name: str, version: str | None) -> Outcome:
-        """Confirm that a certificate has a new version, whoever made it, and say so once."""
+        """Confirm that a certificate has a new version, made by this app or by anyone else, and announce it once."""
         outcome = Outcome()
         certificate = self.vaults.get_certificate(vault, name)
         if certificate is None:
@@ -234,7 +234,7 @@ class RenewalService:
             return False
         entry = self.journal.read(vault.name, _renewal_key(properties.name))
         if entry and entry[0].get("from_version") == properties.version and entry[0].get("state") in OPEN_STATES:
-            # The timer's operation check covers it; a second create would answer 409.
+            # The timer's operation check covers it, and a second create would get 409.
             return False
         return True
 
@@ -287,7 +287,7 @@ class RenewalService:
     ) -> dict | None:
         """Claim the renewal of the certificate's current version, or return the claim already open for it.
 
-        Returns None when another delivery holds a fresh claim, or when the renewal failed recently.
+        Returns None when another delivery has a fresh claim, or when the renewal failed recently.
         """
         key = _renewal_key(certificate.name)
         now = self.clock()
@@ -424,9 +424,11 @@ class RenewalService:
                 "Merge Signed Request in the Azure portal. A certificate signed for any other CSR will not match the key."
             )
         else:
-            who = "integrated CA" if kind == INTEGRATED_CA else "Key Vault"
+            issuer_label = "integrated CA" if kind == INTEGRATED_CA else "Key Vault"
             summary = f"Renewal of {certificate.name} in {vault.name} has started."
-            next_step = f"Nothing to do: the {who} issues the new version and you get an email when it is there."
+            next_step = f"Nothing to do: the {issuer_label} issues the new version and you get an email when it is there."
+
+
         renewal = RenewalInfo(
             started_by="certrenew",
             operation_status=operation.status,
@@ -438,6 +440,7 @@ class RenewalService:
         )
         if entry.get("autorenew_missed"):
             summary += " Key Vault's AutoRenew did not renew it, so this app did."
+
         notice = self._notice(
             notice_kind, vault, certificate, kind, summary, next_step,
             discriminator=entry.get("from_version", ""), renewal=renewal, csr_pem=operation.csr_pem,
@@ -537,7 +540,7 @@ class RenewalService:
         self, outcome: Outcome, vault: VaultConfig, certificate: CertificateView, kind: str, mode: str
     ) -> None:
         if self.settings.dry_run or (certificate.expires_on and self.clock() >= certificate.expires_on):
-            # Once expired, the expired notice says it all; reminders stop.
+            # Once expired, the expired notice covers it, so reminders stop.
             return
         days_left = _days_left(certificate.expires_on, self.clock())
         notice_kind, discriminator = kinds.MANUAL_RENEWAL_DUE, certificate.version

@@ -71,7 +71,7 @@ def test_new_version_case_confirms_renewal_made_outside(app, vault):
     assert notice.renewal.previous_version != notice.renewal.new_version
 
 
-def test_duplicate_delivery_case_starts_one_renewal_and_one_notice(app, vault):
+def test_duplicate_delivery_case_renews_once(app, vault):
     notices = app.deliver(load_case("duplicate-delivery.eventgrid.json"))
 
     assert notice_kinds(notices) == [kinds.RENEWAL_STARTED]

@@ -63,7 +63,7 @@ def test_self_signed_near_expiry_renews_and_confirms(app):
     app.run_timer()
     app.deliver_new_events()
 
-    # THEN the owners are told once, with both thumbprints and expiry dates
+    # THEN the owners are notified once, with both thumbprints and expiry dates
     assert notice_kinds(app.queue).count(kinds.RENEWED) == 1
     [notice] = [n for n in app.queue if n.kind == kinds.RENEWED]
     new = client.get_certificate("web")
@@ -334,7 +334,7 @@ def test_transient_fault_raises_then_redelivery_completes(app, route):
     [event] = app.recorder.take_new()
     app.keyvault.clear_request_log()
 
-    # GIVEN Key Vault answers 503 to every attempt the SDK makes
+    # GIVEN Key Vault responds with 503 to every attempt the SDK makes
     app.keyvault.inject_fault("contoso-certs", route, "503", count=ATTEMPTS_PER_CALL)
     with pytest.raises(KeyVaultUnavailable, match="503"):
         app.deliver([event])
@@ -391,7 +391,7 @@ def test_one_month_certificate_renews_once_per_lifetime(app):
     assert client.get_certificate("short").properties.expires_on > app.now()
 
 
-def test_sweep_costs_list_pages_plus_two_requests_per_due_certificate(app):
+def test_sweep_requests_per_page_and_due(app):
     # GIVEN a vault of 60 certificates, 3 of them inside the renewal window
     app.keyvault.seed_certificates("contoso-certs", 57, expires_in_days=200, prefix="steady")
     app.keyvault.seed_certificates("contoso-certs", 3, expires_in_days=20, prefix="due")
