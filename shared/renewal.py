@@ -33,8 +33,9 @@ from shared.settings import Settings, VaultConfig
 
 logger = logging.getLogger(__name__)
 
-# A claim older than this is taken to belong to a delivery that died, so another one may take over.
-# Event Grid's fifth retry comes 10 minutes after the first attempt.
+# A claim or a started renewal older than this belongs to a delivery that died, so another may take over.
+# Event Grid retries a failed delivery after 10 s, 30 s, 1 min, 5 min, 10 min and then longer, so its later
+# retries, and the hourly timer, come after this.
 STALE_CLAIM_AFTER = timedelta(minutes=5)
 
 # A failed renewal is tried again after this long, in case the cause (a policy, a CA account) was fixed.
@@ -106,6 +107,13 @@ class RenewalService:
         if certificate is None:
             logger.warning("certificate=%s vault=%s was not found; it may have been deleted", name, vault.name)
             return outcome
+
+        entry = self.journal.read(vault.name, _renewal_key(name))
+        if entry and entry[0].get("state") == "started" and self._is_stale(entry[0].get("started_at")):
+            # An earlier delivery started this renewal and stopped before announcing it. Announce it now:
+            # as started while the operation runs, or as renewed if Key Vault has finished it since.
+            outcome.extend(self._check_operation(vault, entry[0]))
+            certificate = self.vaults.get_certificate(vault, name) or certificate
 
         if certificate.expires_on is None:
             # The latest version has no certificate yet: an operation is pending, or it failed or was
@@ -312,7 +320,7 @@ class RenewalService:
             state = fields.get("state")
             if state in OPEN_STATES:
                 return fields
-            if state == "claimed" and now - _parse_time(fields.get("claimed_at")) < STALE_CLAIM_AFTER:
+            if state == "claimed" and not self._is_stale(fields.get("claimed_at")):
                 logger.info("certificate=%s vault=%s: another delivery is starting this renewal", certificate.name, vault.name)
                 return None
             if state == "failed" and now - _parse_time(fields.get("failed_at")) < RETRY_FAILED_AFTER:
@@ -322,6 +330,10 @@ class RenewalService:
                 )
                 return None
         return claim if self.journal.replace(vault.name, key, claim, etag) else None
+
+    def _is_stale(self, claimed_at: object) -> bool:
+        """Return True when a claim or a started renewal is old enough that its delivery must have died."""
+        return self.clock() - _parse_time(claimed_at) >= STALE_CLAIM_AFTER
 
     def _release(self, vault: VaultConfig, name: str) -> None:
         """Give a claim back after a transient failure, so the redelivery can take it at once."""
@@ -445,6 +457,9 @@ class RenewalService:
             notice_kind, vault, certificate, kind, summary, next_step,
             discriminator=entry.get("from_version", ""), renewal=renewal, csr_pem=operation.csr_pem,
         )
+        if not self.journal.claim_notice(vault.name, notice.id, notice.kind, self.clock()):
+            logger.info("certificate=%s vault=%s: renewal already announced", certificate.name, vault.name)
+            return
         if waiting_for_person:
             self._skip_reminder_reached(
                 vault, certificate.name, entry.get("from_version"), _days_left(certificate.expires_on, self.clock())

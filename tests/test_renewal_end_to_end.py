@@ -9,6 +9,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from shared import notices as kinds
 from shared.keyvault import KeyVaultUnavailable
+from shared.notices import NoticeSink
 from tests.support.harness import notice_kinds, self_signed_policy, unknown_issuer_policy
 
 
@@ -406,3 +407,47 @@ def test_sweep_requests_per_page_and_due(app):
     assert routes.count("GET /certificates") == 3
     assert len(routes) - 3 == 2 * 3
     assert sorted(n.certificate.name for n in notices) == ["due-00000", "due-00001", "due-00002"]
+
+
+def test_renewal_started_but_not_announced_is_announced_on_redelivery(app, monkeypatch):
+    client = create_certificate(app, "web", self_signed_policy())
+    app.deliver_new_events()
+    advance_to_days_before_expiry(app, client, "web", 25)
+    [event] = app.recorder.take_new()
+
+    # GIVEN the invocation dies after Key Vault accepted the create, before the notice was queued
+    original_emit = NoticeSink.emit
+
+    def die_once(sink, notice):
+        monkeypatch.setattr(NoticeSink, "emit", original_emit)
+        raise ConnectionError("worker stopped")
+
+    monkeypatch.setattr(NoticeSink, "emit", die_once)
+    with pytest.raises(ConnectionError):
+        app.deliver([event])
+
+    # WHEN Event Grid delivers the event again, after its retries reached the 10-minute step
+    app.advance(days=10 / 1440)
+    notices = app.deliver([event])
+
+    # THEN the renewal is announced once (Key Vault finished the self-signed version meanwhile, so as renewed)
+    # and no second version was started
+    assert notice_kinds(notices) == [kinds.RENEWED]
+    creates = [r for r in app.app_requests() if r["route"] == "POST /certificates/{name}/create" and r["status"] == 202]
+    assert len(creates) == 2  # the test's own create, and the app's one renewal
+
+
+def test_fault_during_operation_check_is_retried_next_run(app):
+    client = create_integrated(app)
+    app.deliver_new_events()
+    advance_to_days_before_expiry(app, client, "shop", 25)
+    app.deliver_new_events()
+
+    app.keyvault.inject_fault("contoso-certs", "GET /certificates/{name}/pending", "503", count=ATTEMPTS_PER_CALL)
+    with pytest.raises(KeyVaultUnavailable):
+        app.run_timer()
+
+    notices = []
+    for _ in range(4):
+        notices += app.run_timer() + app.deliver_new_events()
+    assert notice_kinds(notices) == [kinds.RENEWED]
