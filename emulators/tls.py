@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import ssl
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -25,11 +26,13 @@ class LoopbackTls:
 def create_loopback_tls(folder: str | Path, common_name: str = "certrenew local emulator") -> LoopbackTls:
     """Write a new CA and a server certificate for 127.0.0.1, ::1 and localhost into folder.
 
-    EC P-256 keys keep start-up fast. The CA lives for a day: it is made anew at every start.
+    EC P-256 keys keep start-up fast. Both certificates are valid for a week: long enough for an emulator left
+    running for days, and a new CA is made at every start.
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     now = datetime.now(timezone.utc) - timedelta(minutes=5)
+    valid_until = now + timedelta(days=7)
 
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"{common_name} CA")])
@@ -40,7 +43,7 @@ def create_loopback_tls(folder: str | Path, common_name: str = "certrenew local 
         .public_key(ca_key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now)
-        .not_valid_after(now + timedelta(days=1))
+        .not_valid_after(valid_until)
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
@@ -55,7 +58,7 @@ def create_loopback_tls(folder: str | Path, common_name: str = "certrenew local 
         .public_key(server_key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now)
-        .not_valid_after(now + timedelta(days=1))
+        .not_valid_after(valid_until)
         .add_extension(
             x509.SubjectAlternativeName(
                 [
@@ -86,3 +89,11 @@ def create_loopback_tls(folder: str | Path, common_name: str = "certrenew local 
     )
     key_file.chmod(0o600)
     return LoopbackTls(str(bundle), str(certificate_file), str(key_file))
+
+
+def server_context(tls: LoopbackTls) -> ssl.SSLContext:
+    """Build a TLS 1.2+ server context from the files that create_loopback_tls wrote."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(tls.certificate_file, tls.key_file)
+    return context

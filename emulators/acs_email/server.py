@@ -16,7 +16,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlsplit
 
-from emulators.acs_email import tls
+from emulators.tls import LoopbackTls, create_loopback_tls, server_context
 from emulators.acs_email.auth import check_authorization
 from emulators.acs_email.control import handle_control_request
 from emulators.acs_email.errors import AcsError, bad_request
@@ -91,7 +91,7 @@ class AcsEmailEmulator:
         self._server: EmulatorHttpServer | None = None
         self._thread: threading.Thread | None = None
         self._tls_dir: str | None = None
-        self._tls_files: tls.TlsFiles | None = None
+        self._tls_files: LoopbackTls | None = None
 
     # Lifecycle
 
@@ -100,8 +100,8 @@ class AcsEmailEmulator:
         if self._server is not None:
             raise RuntimeError("The emulator is already running; stop it before starting it again.")
         self._tls_dir = tempfile.mkdtemp(prefix="acs-email-tls-")
-        self._tls_files = tls.write_loopback_tls_files(self._tls_dir)
-        context = tls.server_ssl_context(self._tls_files)
+        self._tls_files = create_loopback_tls(self._tls_dir, "ACS Email emulator")
+        context = server_context(self._tls_files)
 
         self._server = EmulatorHttpServer((LOOPBACK_HOST, self._requested_port), context, self._dispatch)
         self._thread = threading.Thread(

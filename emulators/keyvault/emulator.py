@@ -19,6 +19,7 @@ from cryptography import x509
 from emulators.keyvault import certificates, events, pki
 from emulators.keyvault import policy as policies
 from emulators.keyvault.store import DAY, Certificate, Vault, Version, new_version
+from emulators.tls import create_loopback_tls, server_context
 
 logger = logging.getLogger(__name__)
 
@@ -81,13 +82,13 @@ class KeyVaultEmulator:
 
     def start(self) -> "KeyVaultEmulator":
         """Create the CAs and start one HTTPS listener per vault."""
-        from emulators.keyvault.server import VaultServer, build_tls
+        from emulators.keyvault.server import VaultServer
 
-        real_now = dt.datetime.now(dt.timezone.utc)
         clock_now = self.now()
         self._workdir = Path(tempfile.mkdtemp(prefix="kv-emulator-"))
-        tls = build_tls(self._workdir, real_now)
-        self._ca_bundle = str(tls.bundle_path)
+        tls = create_loopback_tls(self._workdir, "Key Vault emulator")
+        self._ca_bundle = tls.ca_bundle
+        context = server_context(tls)
         self.test_ca = pki.create_ca(
             "Key Vault Emulator Test CA", clock_now - dt.timedelta(days=3650), clock_now + dt.timedelta(days=36500)
         )
@@ -95,7 +96,7 @@ class KeyVaultEmulator:
             "Key Vault Emulator External Test CA", clock_now - dt.timedelta(days=3650), clock_now + dt.timedelta(days=36500)
         )
         for name, port in zip(self._vault_names, self._ports):
-            server = VaultServer(("127.0.0.1", port), self, self.vaults[name], tls.context)
+            server = VaultServer(("127.0.0.1", port), self, self.vaults[name], context)
             self.vaults[name].base_url = f"https://127.0.0.1:{server.server_address[1]}"
             server.start()
             self._servers.append(server)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
-import ipaddress
 import json
 import logging
 import re
@@ -12,18 +10,11 @@ import ssl
 import threading
 import time
 import uuid
-from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 from urllib.parse import parse_qsl, urlsplit
 
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
-from emulators.keyvault import certificates, issuers, pki
+from emulators.keyvault import certificates, issuers
 from emulators.keyvault.errors import KeyVaultError, bad_parameter
 
 if TYPE_CHECKING:
@@ -45,51 +36,6 @@ IDLE_TIMEOUT_SECONDS = 120
 SERVICE_VERSION = "1.9.0.0"
 
 Handler = Callable[["Vault", dict, dict, dict], tuple[int, dict | None]]
-
-
-@dataclass(frozen=True)
-class Tls:
-    """The TLS context of the listeners and the path of the CA bundle that verifies them."""
-
-    context: ssl.SSLContext
-    bundle_path: Path
-
-
-def build_tls(workdir: Path, now: dt.datetime) -> Tls:
-    """Create a throwaway CA and a server certificate for 127.0.0.1, ::1 and localhost (EC P-256, fast)."""
-    ca = pki.create_ca("Key Vault Emulator TLS CA", now - dt.timedelta(days=1), now + dt.timedelta(days=825))
-    key = ec.generate_private_key(ec.SECP256R1())
-    names = [
-        x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-        x509.IPAddress(ipaddress.ip_address("::1")),
-        x509.DNSName("localhost"),
-    ]
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=397))
-        .add_extension(x509.SubjectAlternativeName(names), critical=False)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-    )
-    server_certificate = ca.sign(builder)
-
-    bundle_path = workdir / "ca-bundle.pem"
-    bundle_path.write_bytes(ca.certificate.public_bytes(serialization.Encoding.PEM))
-    chain_path = workdir / "server.pem"
-    chain_path.write_bytes(server_certificate.public_bytes(serialization.Encoding.PEM))
-    key_path = workdir / "server-key.pem"
-    key_path.touch(mode=0o600)
-    key_path.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    context.load_cert_chain(chain_path, key_path)
-    return Tls(context=context, bundle_path=bundle_path)
 
 
 class VaultServer(ThreadingHTTPServer):
