@@ -7,6 +7,7 @@ from typing import Any, Iterable
 
 from shared.errors import RejectedEvent
 from shared.events import SUBSCRIPTIONS, envelope_fields, parse_certificate_event
+from shared.keyvault import KeyVaultError
 from shared.notices import NoticeSink
 from shared.renewal import Outcome
 from shared.runtime import get_runtime
@@ -29,7 +30,12 @@ def handle_grid_event(function_name: str, event: Any) -> list[str]:
     except RejectedEvent as exc:
         logger.warning("Rejected event %s in %s: %s", exc.event_id, function_name, exc.reason)
         return []
-    runtime.service(sink).handle_event(parsed)
+    try:
+        runtime.service(sink).handle_event(parsed)
+    except KeyVaultError as exc:
+        # Redelivering cannot fix a refused permission or a rejected request, so the event is acknowledged.
+        # The timer's sweep looks at the certificate again once a person has fixed the cause.
+        logger.error("Key Vault rejected the work for %s: %s", parsed.describe(), exc)
     return sink.messages()
 
 

@@ -8,7 +8,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from shared import notices as kinds
-from shared.keyvault import KeyVaultUnavailable
+from shared.keyvault import KeyVaultError, KeyVaultUnavailable
 from shared.notices import NoticeSink
 from tests.support.harness import notice_kinds, self_signed_policy, unknown_issuer_policy
 
@@ -451,3 +451,21 @@ def test_fault_during_operation_check_is_retried_next_run(app):
     for _ in range(4):
         notices += app.run_timer() + app.deliver_new_events()
     assert notice_kinds(notices) == [kinds.RENEWED]
+
+
+def test_permanent_key_vault_error_is_logged_and_acknowledged(app, monkeypatch, caplog):
+    client = create_certificate(app, "web", self_signed_policy())
+    app.deliver_new_events()
+    advance_to_days_before_expiry(app, client, "web", 25)
+    denied = KeyVaultError("Access to certificate web in vault contoso-certs was denied (Forbidden).", 403, "Forbidden")
+
+    def deny(*args, **kwargs):
+        raise denied
+
+    monkeypatch.setattr(app.runtime.vaults, "get_certificate", deny)
+
+    notices = app.deliver_new_events()
+
+    assert notices == []
+    assert "Key Vault rejected the work" in caplog.text
+    assert "was denied (Forbidden)" in caplog.text
