@@ -8,7 +8,7 @@ from pathlib import Path
 from shared.cli import EXIT_OK, EXIT_REJECTED, EXIT_USAGE, main
 from tests.support.harness import self_signed_policy
 
-CASES = Path(__file__).parent / "cases" / "events"
+CASES = Path(__file__).parent.parent / "cases" / "events"
 
 
 def test_replay_prints_decision_and_notice(app, capsys):
