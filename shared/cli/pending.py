@@ -97,7 +97,7 @@ def run_csr(args: argparse.Namespace) -> int:
     runtime = load_runtime()
     vault = resolve_vault(runtime, args.vault)
     name = check_certificate_name(args.name)
-    operation = _pending_operation(runtime, vault, name)
+    operation = _pending_operation(runtime, vault, name, in_progress=True)
     if operation.csr_pem is None:
         raise CommandError(f"The operation of {name} in vault {vault.name} has no CSR; Key Vault did not return one.")
 
@@ -126,12 +126,7 @@ def run_merge(args: argparse.Namespace) -> int:
             raise CommandError(f"Cannot read {path}: {exc.strerror}.", EXIT_USAGE) from exc
         certificates.extend(load_certificates(data, str(path)))
 
-    operation = _pending_operation(runtime, vault, name)
-    if not operation.in_progress:
-        raise CommandError(
-            f"The operation of {name} in vault {vault.name} is {operation.status}, so it cannot take a merge. "
-            f"Start a new one with certrenew renew --vault {vault.name} {name} --force and get its CSR signed."
-        )
+    operation = _pending_operation(runtime, vault, name, in_progress=True)
     now = runtime.clock()
     chain = order_chain(certificates, x509.load_der_x509_csr(operation.csr), now)
     policy = runtime.vaults.get_policy(vault, name)
@@ -187,12 +182,16 @@ def _add(commands, common, name: str, summary: str, description: str, example: s
     return parser
 
 
-def _pending_operation(runtime: Runtime, vault: VaultConfig, name: str) -> OperationView:
+def _pending_operation(runtime: Runtime, vault: VaultConfig, name: str, in_progress: bool = False) -> OperationView:
+    """Return the certificate's operation; with in_progress, only one that still waits for a signed certificate."""
     operation = runtime.vaults.get_operation(vault, name)
+    start = f"Start one with certrenew renew --vault {vault.name} {name} --force."
     if operation is None:
+        raise CommandError(f"Certificate {name} in vault {vault.name} has no pending operation. {start}")
+    if in_progress and not operation.in_progress:
         raise CommandError(
-            f"Certificate {name} in vault {vault.name} has no pending operation. Start one with "
-            f"certrenew renew --vault {vault.name} {name} --force."
+            f"The last operation of {name} in vault {vault.name} is {operation.status}, so no CSR waits for a "
+            f"signature. {start}"
         )
     return operation
 
