@@ -24,6 +24,7 @@ from shared.cli.common import (
     EXIT_USAGE,
     EXIT_WARNING,
     CommandError,
+    HelpFormatter,
 )
 from shared.errors import CertRenewError, SettingsError
 from shared.keyvault import KeyVaultError
@@ -66,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Settings come from the environment, as in the function app: CERTRENEW_VAULTS names the vaults, "
         "CERTRENEW_JOURNAL the journal.\n"
         "Run 'certrenew COMMAND --help' for a command's options and an example.\n\n" + EXIT_CODES_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     _logging_options(parser, False)
     # The same options after the command name; SUPPRESS keeps a subcommand from resetting what came before it.

@@ -30,6 +30,15 @@ exit codes:
 """
 
 
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Wraps one-paragraph descriptions to the terminal, and keeps epilogs with examples as written."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if "\n" in text:
+            return super()._fill_text(text, width, indent)
+        return argparse.HelpFormatter._fill_text(self, text, width, indent)
+
+
 class CommandError(CertRenewError):
     """An error the operator can fix, with the exit code it ends the command with."""
 

@@ -12,6 +12,7 @@ from shared.cli.common import (
     EXIT_OK,
     EXIT_USAGE,
     CommandError,
+    HelpFormatter,
     load_runtime,
     resolve_vault,
     resolve_vaults,
@@ -34,7 +35,7 @@ def register(commands: argparse._SubParsersAction, common: argparse.ArgumentPars
         "expiring certificates. They live in the vault's data plane, where ARM templates cannot set them.",
         epilog="examples:\n  certrenew contacts list\n  certrenew contacts set contoso-certs ops@contoso.com "
         f"pki@contoso.com\n  certrenew contacts remove contoso-certs old@contoso.com\n\n{EXIT_CODES_HELP}",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     actions = contacts.add_subparsers(title="actions", required=True, metavar="ACTION")
 

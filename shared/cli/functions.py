@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from shared import decision as decisions
-from shared.cli.common import EXIT_CODES_HELP, EXIT_OK, EXIT_REJECTED, EXIT_USAGE, load_runtime
+from shared.cli.common import EXIT_CODES_HELP, EXIT_OK, EXIT_REJECTED, EXIT_USAGE, HelpFormatter, load_runtime
 from shared.errors import RejectedEvent
 from shared.events import SUBSCRIPTIONS, load_event_file
 from shared.handlers import handle_event_dicts
@@ -27,7 +27,7 @@ def register(commands: argparse._SubParsersAction, common: argparse.ArgumentPars
         description="Run the events in a file (one event or an array, Event Grid schema or CloudEvents) through "
         "the same code as the Event Grid functions, against the configured vaults.",
         epilog=f"example:\n  certrenew replay near-expiry.eventgrid.json\n\n{EXIT_CODES_HELP}",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     replay.add_argument("event_file", metavar="EVENT.json", type=Path, help="File with the event or events.")
     replay.add_argument(
@@ -44,7 +44,7 @@ def register(commands: argparse._SubParsersAction, common: argparse.ArgumentPars
         description="Check certificate operations that are still running, then list every configured vault "
         "and act on the certificates that are due.",
         epilog=f"example:\n  certrenew sweep --dry-run\n\n{EXIT_CODES_HELP}",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     sweep.add_argument(
         "--dry-run", action="store_true",

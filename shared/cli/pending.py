@@ -16,6 +16,7 @@ from shared.cli.common import (
     EXIT_USAGE,
     EXIT_WARNING,
     CommandError,
+    HelpFormatter,
     check_certificate_name,
     confirm,
     load_runtime,
@@ -175,7 +176,7 @@ def run_cancel(args: argparse.Namespace) -> int:
 def _add(commands, common, name: str, summary: str, description: str, example: str) -> argparse.ArgumentParser:
     parser = commands.add_parser(
         name, parents=[common], help=summary, description=description,
-        epilog=f"example:\n  {example}\n\n{EXIT_CODES_HELP}", formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=f"example:\n  {example}\n\n{EXIT_CODES_HELP}", formatter_class=HelpFormatter,
     )
     parser.add_argument("name", metavar="NAME", help="Certificate name.")
     vault_option(parser, all_by_default=False)

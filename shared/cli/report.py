@@ -13,6 +13,7 @@ from shared.cli.common import (
     EXIT_CRITICAL,
     EXIT_OK,
     EXIT_WARNING,
+    HelpFormatter,
     check_certificate_name,
     load_runtime,
     resolve_vaults,
@@ -59,7 +60,7 @@ def register(commands: argparse._SubParsersAction, common: argparse.ArgumentPars
         description="Show every certificate of the configured vaults (or one vault), most urgent first: kind, "
         "mode, expiry, pending operation and the app's last action.",
         epilog=STATUS_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     vault_option(status, all_by_default=True)
     status.add_argument("--due", action="store_true", help="Show only certificates in their renewal window, "
@@ -76,7 +77,7 @@ def register(commands: argparse._SubParsersAction, common: argparse.ArgumentPars
         description="Show the app's actions from the journal, newest first: renewals started, renewed, failed, "
         "cancelled, merged, and notices about expiry.",
         epilog=HISTORY_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     history.add_argument("name", nargs="?", metavar="NAME", help="Only this certificate.")
     vault_option(history, all_by_default=True)
