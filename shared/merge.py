@@ -28,7 +28,7 @@ PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 #]+)-----(.*?)-----END \1-----", r
 # Object identifier of the Microsoft user principal name in a subjectAltName otherName.
 UPN_OID = x509.ObjectIdentifier("1.3.6.1.4.1.311.20.2.3")
 
-# A file that is base64 of base64 (seen when a portal download is encoded again) is unwrapped this many times.
+# Base64 of base64 (a double-encoded file) is decoded up to this many layers.
 MAX_BASE64_LAYERS = 2
 
 
@@ -224,7 +224,7 @@ def _load_pem(data: bytes, source: str) -> list[x509.Certificate]:
                 "the key of the pending request never leaves Key Vault. Remove the key block and keep the file safe."
             )
         if label == "CERTIFICATE REQUEST" or label == "NEW CERTIFICATE REQUEST":
-            raise MergeInputError(f"{source} is a CSR, not a signed certificate. Send it to your CA and merge its answer.")
+            raise MergeInputError(f"{source} is a CSR, not a signed certificate. Send it to your CA and merge the certificate it returns.")
         try:
             if label in CERTIFICATE_LABELS:
                 certificates.append(x509.load_pem_x509_certificate(_relabel(block, label)))

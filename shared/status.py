@@ -1,4 +1,4 @@
-"""The state of every certificate in a vault, read with as few Key Vault requests as the answer allows.
+"""The state of every certificate in a vault, read with few Key Vault requests.
 
 One list request per 25 certificates gives each certificate's expiry, enabled flag and tags. The policy (for the
 kind) is read only for the certificates that are shown, the issuer once per issuer name, and the pending
@@ -21,8 +21,8 @@ from shared.settings import VaultConfig
 
 logger = logging.getLogger(__name__)
 
-# Policies and operations are read in parallel. Eight at a time keeps a vault of 1,000 certificates to a few
-# seconds and far below Key Vault's limit of about 4,000 requests per vault per 10 seconds.
+# Policies and operations are read in parallel. Eight at a time stays far below Key Vault's limit of about
+# 4,000 requests per vault per 10 seconds.
 MAX_PARALLEL_READS = 8
 
 # States, most urgent first. The table and the JSON sort by this order, then by expiry.
@@ -39,7 +39,7 @@ OFF = "off"
 DISABLED = "disabled"
 STATE_ORDER = (EXPIRED, FAILED, CANCELLED, NO_CERTIFICATE, CSR_WAITING, DUE, RENEWING, AUTORENEW, OK, OFF, DISABLED)
 
-# What a state asks of monitoring: critical (expired, or the renewal failed) or warning (a person should act).
+# What a state means for monitoring: critical (expired, or the renewal failed) or warning (a person should act).
 CRITICAL_STATES = (EXPIRED, FAILED)
 WARNING_STATES = (CANCELLED, NO_CERTIFICATE, CSR_WAITING, DUE)
 
@@ -239,7 +239,7 @@ def _state(row: CertificateStatus, policy: PolicyView | None, now: datetime) -> 
 
 
 def _autorenew_pending(row: CertificateStatus, policy: PolicyView | None, now: datetime) -> bool:
-    """True when Key Vault's own AutoRenew will renew the certificate, as the renewal decision sees it."""
+    """True when Key Vault's own AutoRenew will renew the certificate, by the same rule as the renewal decision."""
     action = policy.lifetime_action if policy else None
     if row.kind == OTHER_CA or policy is None or not policy.auto_renews or action is None or row.expires_on is None:
         return False

@@ -40,10 +40,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line and return its exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.debug else logging.INFO if args.verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    level = logging.WARNING
+    if args.debug:
+        level = logging.DEBUG
+    elif args.verbose:
+        level = logging.INFO
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     if not args.debug:
         # The SDK logs every request at INFO; the operator wants the decisions.
         logging.getLogger("azure").setLevel(logging.WARNING)
@@ -53,7 +55,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.debug:
             raise
         print(f"certrenew: {describe_error(exc)}", file=sys.stderr)
-        return exc.exit_code if isinstance(exc, CommandError) else EXIT_USAGE if isinstance(exc, SettingsError) else EXIT_FAILED
+        if isinstance(exc, CommandError):
+            return exc.exit_code
+        if isinstance(exc, SettingsError):
+            return EXIT_USAGE
+        return EXIT_FAILED
     except KeyboardInterrupt:
         print("certrenew: interrupted.", file=sys.stderr)
         return 130

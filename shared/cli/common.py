@@ -1,4 +1,4 @@
-"""What every certrenew command shares: exit codes, errors for the operator, and choosing the vault."""
+"""Exit codes, operator errors and vault selection, shared by every certrenew command."""
 
 from __future__ import annotations
 
@@ -62,7 +62,7 @@ def resolve_vaults(runtime: Runtime, selector: str | None) -> list[VaultConfig]:
 def resolve_vault(runtime: Runtime, selector: str | None) -> VaultConfig:
     """Return the one vault a command acts on: the one named, or the only one configured.
 
-    A URL that is not configured is accepted, because an operator may manage a vault the app does not; a bare
+    A URL that is not configured is accepted, because an operator may manage a vault the app does not. A bare
     name must be configured, because its URL depends on the cloud.
     """
     vaults = runtime.settings.vaults
@@ -104,7 +104,7 @@ def check_certificate_name(name: str) -> str:
 
 
 def confirm(question: str, assume_yes: bool) -> bool:
-    """Ask a yes/no question on the terminal. Without a terminal, only --yes answers it."""
+    """Ask a yes/no question on the terminal. Without a terminal, only --yes confirms."""
     if assume_yes:
         return True
     if not sys.stdin.isatty():

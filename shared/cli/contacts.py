@@ -104,7 +104,7 @@ def _get(runtime: Runtime, vault: VaultConfig) -> list[str]:
     try:
         contacts = call_keyvault(client.get_contacts, f"certificate contacts of vault {vault.name}")
     except KeyVaultError as exc:
-        # Key Vault answers 404 when no contact was ever set.
+        # Key Vault returns 404 when no contact was ever set.
         if exc.status == 404:
             return []
         raise

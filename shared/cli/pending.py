@@ -83,6 +83,8 @@ def run_renew(args: argparse.Namespace) -> int:
     for notice in outcome.notices:
         print(f"{notice.summary} {notice.next_step}")
 
+    # A renewal already under way counts as started. The service reports it with this reason when it follows
+    # the pending operation.
     started = any(
         decision.action == decisions.START or decision.reason == "the operation is in progress"
         for _, _, decision in outcome.decisions
@@ -100,7 +102,8 @@ def run_csr(args: argparse.Namespace) -> int:
     name = check_certificate_name(args.name)
     operation = _pending_operation(runtime, vault, name, in_progress=True)
     if operation.csr_pem is None:
-        raise CommandError(f"The operation of {name} in vault {vault.name} has no CSR; Key Vault did not return one.")
+        raise CommandError(f"The operation of {name} in vault {vault.name} has no CSR, because Key Vault "
+                           f"returned none. Cancel it with certrenew cancel --vault {vault.name} {name} and start again.")
 
     if args.output is None:
         sys.stdout.write(operation.csr_pem)
@@ -204,7 +207,11 @@ def _print_merged(name: str, vault: VaultConfig, version: str, chain: OrderedCha
           f"{leaf.not_valid_after_utc:%Y-%m-%d} ({days} days), thumbprint "
           f"{leaf.fingerprint(hashes.SHA1()).hex().upper()}.")
     for position, certificate in enumerate(chain.certificates):
-        role = "leaf" if position == 0 else "issuer" if certificate in chain.issuers else "other CA"
+        role = "other CA"
+        if position == 0:
+            role = "leaf"
+        elif certificate in chain.issuers:
+            role = "issuer"
         print(f"  {position}: {role:<8} {describe(certificate)}")
     if not chain.issuers and leaf.issuer != leaf.subject:
         print(f"  Only the leaf was merged: the files contain no certificate of its issuer, "

@@ -36,7 +36,7 @@ FORMATS = {
 
 @pytest.mark.parametrize("form", sorted(FORMATS))
 def test_merge_accepts_ca_format(form, app, certrenew, pending_csr, test_ca, tmp_path):
-    # GIVEN the CA's answer to the pending CSR, in one of the forms CAs hand out
+    # GIVEN the certificate the CA signed for the pending CSR, in one of the forms CAs hand out
     leaf = leaf_for(pending_csr, test_ca, app)
     signed = tmp_path / "signed"
     signed.write_bytes(FORMATS[form](leaf, test_ca))
@@ -60,9 +60,12 @@ def test_merge_reorders_shuffled_chain_leaf_first(app, certrenew, pending_csr, t
 
     assert result.code == EXIT_OK, result.err
     lines = [line.strip() for line in result.out.splitlines() if line.strip()[:2] in ("0:", "1:", "2:")]
-    assert lines[0].startswith("0: leaf") and "partner.contoso.test" in lines[0]
-    assert lines[1].startswith("1: issuer") and "Test Issuing CA" in lines[1]
-    assert lines[2].startswith("2: issuer") and "Test Root CA" in lines[2]
+    assert lines[0].startswith("0: leaf")
+    assert "partner.contoso.test" in lines[0]
+    assert lines[1].startswith("1: issuer")
+    assert "Test Issuing CA" in lines[1]
+    assert lines[2].startswith("2: issuer")
+    assert "Test Root CA" in lines[2]
 
 
 def test_order_chain_puts_leaf_then_issuers(app, pending_csr, test_ca):

@@ -103,7 +103,7 @@ def test_cancel_deletes_operation_and_closes_renewal(app, certrenew):
     # WHEN the operator cancels it
     result = certrenew("cancel", "--vault", "contoso-certs", "partner", "--yes")
 
-    # THEN the operation is gone, the history says so, and the timer reports no failure
+    # THEN the operation is gone, the history records it, and the timer reports no failure
     assert result.code == EXIT_OK, result.err
     with pytest.raises(ResourceNotFoundError):
         client.get_certificate_operation("partner")
