@@ -1,10 +1,13 @@
-"""certrenew --help: every command shows an example, and the exit codes are documented."""
+"""certrenew help, progress line and sign-in errors."""
 
 import argparse
+import io
 
 import pytest
+from azure.core.exceptions import ClientAuthenticationError
 
-from shared.cli import build_parser
+from shared.cli import build_parser, describe_error
+from shared.cli.output import Progress
 
 
 def commands(parser, prefix=()):
@@ -27,3 +30,25 @@ def test_help_lists_exit_codes():
     text = build_parser().format_help()
 
     assert "5  status: a certificate has expired or its last operation failed" in text
+
+
+class FakeTerminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_progress_only_on_terminal():
+    terminal, pipe = FakeTerminal(), io.StringIO()
+
+    Progress(terminal).update("Reading vault contoso-certs", 25, 0)
+    Progress(pipe).update("Reading vault contoso-certs", 25, 0)
+
+    assert "Reading vault contoso-certs: 25 certificates" in terminal.getvalue()
+    assert pipe.getvalue() == ""
+
+
+def test_sign_in_failure_names_az_login():
+    message = describe_error(ClientAuthenticationError("DefaultAzureCredential failed to retrieve a token."))
+
+    assert message.startswith("Signing in to Azure failed: DefaultAzureCredential failed")
+    assert "Run 'az login'" in message

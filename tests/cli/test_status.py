@@ -53,6 +53,7 @@ def test_status_exits_0_when_all_fine(app, certrenew):
 
     assert result.code == EXIT_OK
     assert "web" in result.out
+    assert result.err == ""
 
 
 def test_status_exits_5_when_operation_failed(app, certrenew):
