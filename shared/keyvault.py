@@ -352,9 +352,23 @@ class VaultClients:
             raise
         return OperationView.from_sdk(operation)
 
-    def list_certificates(self, vault: VaultConfig) -> Iterator[CertificateProperties]:
-        """Yield the current version's properties of every certificate, one page of at most 25 at a time."""
-        pages = self.client(vault).list_properties_of_certificates(max_page_size=25).by_page()
+    def get_policy(self, vault: VaultConfig, name: str) -> PolicyView | None:
+        """Read a certificate's policy as Key Vault returned it, or None when the certificate does not exist."""
+        response = self._send(vault, HttpRequest("GET", f"/certificates/{name}/policy"), f"policy of certificate {name}")
+        if response.status_code == 404:
+            return None
+        return PolicyView(response.json())
+
+    def list_certificates(self, vault: VaultConfig, include_pending: bool = False) -> Iterator[CertificateProperties]:
+        """Yield the current version's properties of every certificate, one page of at most 25 at a time.
+
+        With include_pending, certificates whose only version is still pending are listed too.
+        """
+        pages = (
+            self.client(vault)
+            .list_properties_of_certificates(max_page_size=25, include_pending=include_pending or None)
+            .by_page()
+        )
         while True:
             page = call_keyvault(lambda: next(pages, None), f"certificate list of vault {vault.name}")
             if page is None:

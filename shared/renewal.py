@@ -219,6 +219,20 @@ class RenewalService:
         )
         return report
 
+    def open_renewal(self, vault: VaultConfig, name: str) -> dict | None:
+        """Return the journal entry of the certificate's renewal while it waits for Key Vault or a person, else None."""
+        entry = self.journal.read(vault.name, _renewal_key(name))
+        return entry[0] if entry and entry[0].get("state") in OPEN_STATES else None
+
+    def record_cancelled(self, vault: VaultConfig, name: str, detail: str) -> None:
+        """Close the certificate's open renewal after an operator cancelled its operation, and log it in the history.
+
+        Without this the timer would find the operation gone and report the renewal as failed.
+        """
+        if self.open_renewal(vault, name) is not None:
+            self.journal.merge(vault.name, _renewal_key(name), {"state": "cancelled", "cancelled_at": iso(self.clock())})
+        self.journal.append_history(vault.name, name, "operation-cancelled", detail, self.clock())
+
     # Steps ----------------------------------------------------------------------------------------------
 
     def _listed_as_due(self, vault: VaultConfig, properties: object, now: datetime) -> bool:

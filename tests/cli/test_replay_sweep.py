@@ -8,7 +8,7 @@ from pathlib import Path
 from shared.cli import EXIT_OK, EXIT_REJECTED, EXIT_USAGE, main
 from tests.support.harness import self_signed_policy
 
-CASES = Path(__file__).parent / "cases" / "events"
+CASES = Path(__file__).parent.parent / "cases" / "events"
 
 
 def test_replay_prints_decision_and_notice(app, capsys):
@@ -70,3 +70,33 @@ def test_certrenew_command_rejects_forged_event_without_request(tmp_path):
 
     assert result.returncode == EXIT_REJECTED, result.stderr
     assert "is not a valid Key Vault name" in result.stdout
+
+
+def test_sweep_dry_run_writes_nothing(app, certrenew, tmp_path):
+    client = app.client()
+    client.begin_create_certificate("web", self_signed_policy()).result()
+    app.advance(days=345)
+
+    result = certrenew("sweep", "--dry-run")
+
+    assert "would start" in result.out
+    assert "contoso-certs/web" in result.out
+    assert "dry run: nothing was changed" in result.out
+    assert list(app.runtime.journal.entries("")) == []
+    assert app.runtime.journal.history() == []
+    assert not (tmp_path / "outbox").exists()
+
+
+def test_sweep_dry_run_leaves_notice_to_real_sweep(app, certrenew):
+    # GIVEN a renewal the app started, which Key Vault has completed since
+    app.client().begin_create_certificate("web", self_signed_policy()).result()
+    certrenew("renew", "--vault", "contoso-certs", "web", "--force")
+
+    # WHEN a dry run finds the completion first
+    dry = certrenew("sweep", "--dry-run")
+    real = certrenew("sweep")
+
+    # THEN only the real sweep announces it
+    assert "would send notice renewed" in dry.out
+    assert "notice renewed" in real.out
+    assert "would send" not in real.out
