@@ -36,7 +36,7 @@ def handle_grid_event(function_name: str, event: Any) -> list[str]:
         # Redelivering cannot fix a refused permission or a rejected request, so the event is acknowledged.
         # The timer's sweep looks at the certificate again once a person has fixed the cause.
         logger.error("Key Vault rejected the work for %s: %s", parsed.describe(), exc)
-    return sink.messages()
+    return _queue_messages(runtime.settings.dry_run, sink)
 
 
 def handle_event_dicts(events: Iterable[dict[str, Any]], function_name: str | None = None) -> tuple[Outcome, list[str]]:
@@ -67,6 +67,16 @@ def run_sweep() -> list[str]:
     runtime = get_runtime()
     sink = NoticeSink(runtime.settings.outbox_dir)
     runtime.service(sink).sweep()
+    return _queue_messages(runtime.settings.dry_run, sink)
+
+
+def _queue_messages(dry_run: bool, sink: NoticeSink) -> list[str]:
+    """Return the messages for the notice queue: none in a dry run, which only logs what it would send."""
+    if dry_run:
+        for notice in sink.notices:
+            logger.info("Dry run: would queue notice=%s kind=%s certificate=%s", notice.id, notice.kind,
+                        notice.certificate.name)
+        return []
     return sink.messages()
 
 

@@ -297,3 +297,51 @@ class TableJournal(Journal):
             raise JournalUnavailable(f"Table Storage failed: {exc.message}") from exc
         except ServiceRequestError as exc:
             raise JournalUnavailable(f"No response from Table Storage: {exc}") from exc
+
+
+class DryRunJournal(Journal):
+    """A journal that reads the real one and keeps every write in memory, so a dry run changes nothing.
+
+    Writes must still succeed and be read back, because the service's claims compare what it wrote.
+    """
+
+    def __init__(self, base: Journal) -> None:
+        self.base = base
+        self.overlay = SqliteJournal(":memory:")
+
+    def read(self, vault: str, key: str) -> tuple[dict[str, Any], str] | None:
+        return self.overlay.read(vault, key) or self.base.read(vault, key)
+
+    def insert(self, vault: str, key: str, fields: dict[str, Any]) -> bool:
+        if self.base.read(vault, key) is not None:
+            return False
+        return self.overlay.insert(vault, key, fields)
+
+    def replace(self, vault: str, key: str, fields: dict[str, Any], etag: str) -> bool:
+        if self.overlay.read(vault, key) is None:
+            current = self.base.read(vault, key)
+            if current is None or current[1] != etag:
+                return False
+            self.overlay.merge(vault, key, current[0])
+            etag = self.overlay.read(vault, key)[1]
+        return self.overlay.replace(vault, key, fields, etag)
+
+    def merge(self, vault: str, key: str, fields: dict[str, Any]) -> None:
+        if self.overlay.read(vault, key) is None:
+            current = self.base.read(vault, key)
+            if current is not None:
+                self.overlay.merge(vault, key, current[0])
+        self.overlay.merge(vault, key, fields)
+
+    def entries(self, prefix: str, states: tuple[str, ...] = ()) -> Iterator[tuple[str, str, dict[str, Any]]]:
+        written = {(vault, key) for vault, key, _ in self.overlay.entries(prefix)}
+        yield from self.overlay.entries(prefix, states)
+        for vault, key, fields in self.base.entries(prefix, states):
+            if (vault, key) not in written:
+                yield vault, key, fields
+
+    def append_history(self, vault: str, certificate: str, action: str, detail: str, at: datetime) -> None:
+        self.overlay.append_history(vault, certificate, action, detail, at)
+
+    def history(self, vault: str | None = None, certificate: str | None = None, limit: int = 100) -> list[dict]:
+        return self.base.history(vault, certificate, limit)

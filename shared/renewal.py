@@ -467,17 +467,18 @@ class RenewalService:
         if entry.get("autorenew_missed"):
             summary += " Key Vault's AutoRenew did not renew it, so this app did."
 
+        days_left = _days_left(certificate.expires_on, self.clock())
         notice = self._notice(
             notice_kind, vault, certificate, kind, summary, next_step,
-            discriminator=entry.get("from_version", ""), renewal=renewal, csr_pem=operation.csr_pem,
+            discriminator=entry.get("from_version", ""), renewal=renewal,
+            csr_pem=operation.csr_pem if waiting_for_person else None,
+            next_reminder=self._next_reminder(certificate.expires_on, days_left) if waiting_for_person else None,
         )
         if not self.journal.claim_notice(vault.name, notice.id, notice.kind, self.clock()):
             logger.info("certificate=%s vault=%s: renewal already announced", certificate.name, vault.name)
             return
         if waiting_for_person:
-            self._skip_reminder_reached(
-                vault, certificate.name, entry.get("from_version"), _days_left(certificate.expires_on, self.clock())
-            )
+            self._skip_reminder_reached(vault, certificate.name, entry.get("from_version"), days_left)
         self.sink.emit(notice)
         outcome.notices.append(notice)
         self.journal.merge(vault.name, _renewal_key(certificate.name), {"state": "announced", "announced_at": iso(self.clock())})

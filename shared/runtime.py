@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Callable
 
-from shared.journal import Journal, SqliteJournal, TableJournal
+from shared.journal import DryRunJournal, Journal, SqliteJournal, TableJournal
 from shared.keyvault import VaultClients
 from shared.notices import NoticeSink
 from shared.renewal import RenewalService, utc_now
@@ -43,10 +43,12 @@ def build_runtime(settings: Settings, clock: Callable[[], datetime] = utc_now) -
 
 
 def open_journal(settings: Settings) -> Journal:
-    """Open the journal that CERTRENEW_JOURNAL names."""
+    """Open the journal that CERTRENEW_JOURNAL names, read-only underneath when CERTRENEW_DRY_RUN is set."""
     if settings.journal == "table":
-        return TableJournal.from_settings(settings.journal_table, dict(os.environ))
-    return SqliteJournal(settings.journal.removeprefix("sqlite:"))
+        journal: Journal = TableJournal.from_settings(settings.journal_table, dict(os.environ))
+    else:
+        journal = SqliteJournal(settings.journal.removeprefix("sqlite:"))
+    return DryRunJournal(journal) if settings.dry_run else journal
 
 
 def get_runtime() -> Runtime:

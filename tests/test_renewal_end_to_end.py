@@ -1,6 +1,8 @@
 """Renewals from real Key Vault events, through the function entry points, the SDK and the emulator."""
 
 import threading
+from dataclasses import replace
+from datetime import datetime, timedelta
 
 import pytest
 from azure.keyvault.certificates import CertificatePolicy, LifetimeAction, CertificatePolicyAction
@@ -8,6 +10,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from shared import notices as kinds
+from shared.journal import DryRunJournal
 from shared.keyvault import KeyVaultError, KeyVaultUnavailable
 from shared.notices import NoticeSink
 from tests.support.harness import notice_kinds, self_signed_policy, unknown_issuer_policy
@@ -469,3 +472,41 @@ def test_permanent_key_vault_error_is_logged_and_acknowledged(app, monkeypatch, 
     assert notices == []
     assert "Key Vault rejected the work" in caplog.text
     assert "was denied (Forbidden)" in caplog.text
+
+
+def test_dry_run_setting_changes_nothing_and_queues_nothing(app):
+    client = create_certificate(app, "web", self_signed_policy())
+    app.deliver_new_events()
+    advance_to_days_before_expiry(app, client, "web", 25)
+    app.runtime.settings = replace(app.runtime.settings, dry_run=True)
+    app.runtime.journal = DryRunJournal(app.runtime.journal)
+    app.keyvault.clear_request_log()
+
+    notices = app.deliver_new_events() + app.run_timer()
+
+    assert notices == []
+    assert [r for r in app.app_requests() if r["method"] != "GET"] == []
+    assert len(list(client.list_properties_of_certificate_versions("web"))) == 1
+
+
+def test_renewal_started_notice_carries_no_csr(app):
+    client = create_certificate(app, "web", self_signed_policy())
+    app.deliver_new_events()
+    advance_to_days_before_expiry(app, client, "web", 25)
+
+    [started] = app.deliver_new_events()
+
+    assert started.kind == kinds.RENEWAL_STARTED
+    assert started.csr_pem is None
+
+
+def test_csr_waiting_notice_says_when_next_reminder_comes(app):
+    client = create_certificate(app, "partner", unknown_issuer_policy())
+    merge_signed(app, client, "partner")
+    app.deliver_new_events()
+    advance_to_days_before_expiry(app, client, "partner", 20)
+
+    [waiting] = app.deliver_new_events()
+
+    expires_on = datetime.fromisoformat(waiting.certificate.expires_on.replace("Z", "+00:00"))
+    assert waiting.next_reminder == (expires_on - timedelta(days=14)).isoformat().replace("+00:00", "Z")

@@ -5,16 +5,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
-from datetime import datetime
 from pathlib import Path
-from typing import Any, Iterator
 
 from shared import decision as decisions
 from shared.cli.common import EXIT_CODES_HELP, EXIT_OK, EXIT_REJECTED, EXIT_USAGE, HelpFormatter, load_runtime
 from shared.errors import RejectedEvent
 from shared.events import SUBSCRIPTIONS, load_event_file
 from shared.handlers import handle_event_dicts
-from shared.journal import Journal, SqliteJournal
+from shared.journal import DryRunJournal
 from shared.renewal import Outcome
 
 
@@ -95,51 +93,3 @@ def print_outcome(outcome: Outcome, dry_run: bool = False) -> None:
     for notice in outcome.notices:
         prefix = "would send notice" if dry_run else "notice"
         print(f"{prefix} {notice.kind:<18} {notice.vault_name}/{notice.certificate.name}: {notice.summary}")
-
-
-class DryRunJournal(Journal):
-    """A journal that reads the real one and keeps every write in memory, so a dry run changes nothing.
-
-    Writes must still succeed and be read back, because the service's claims compare what it wrote.
-    """
-
-    def __init__(self, base: Journal) -> None:
-        self.base = base
-        self.overlay = SqliteJournal(":memory:")
-
-    def read(self, vault: str, key: str) -> tuple[dict[str, Any], str] | None:
-        return self.overlay.read(vault, key) or self.base.read(vault, key)
-
-    def insert(self, vault: str, key: str, fields: dict[str, Any]) -> bool:
-        if self.base.read(vault, key) is not None:
-            return False
-        return self.overlay.insert(vault, key, fields)
-
-    def replace(self, vault: str, key: str, fields: dict[str, Any], etag: str) -> bool:
-        if self.overlay.read(vault, key) is None:
-            current = self.base.read(vault, key)
-            if current is None or current[1] != etag:
-                return False
-            self.overlay.merge(vault, key, current[0])
-            etag = self.overlay.read(vault, key)[1]
-        return self.overlay.replace(vault, key, fields, etag)
-
-    def merge(self, vault: str, key: str, fields: dict[str, Any]) -> None:
-        if self.overlay.read(vault, key) is None:
-            current = self.base.read(vault, key)
-            if current is not None:
-                self.overlay.merge(vault, key, current[0])
-        self.overlay.merge(vault, key, fields)
-
-    def entries(self, prefix: str, states: tuple[str, ...] = ()) -> Iterator[tuple[str, str, dict[str, Any]]]:
-        written = {(vault, key) for vault, key, _ in self.overlay.entries(prefix)}
-        yield from self.overlay.entries(prefix, states)
-        for vault, key, fields in self.base.entries(prefix, states):
-            if (vault, key) not in written:
-                yield vault, key, fields
-
-    def append_history(self, vault: str, certificate: str, action: str, detail: str, at: datetime) -> None:
-        self.overlay.append_history(vault, certificate, action, detail, at)
-
-    def history(self, vault: str | None = None, certificate: str | None = None, limit: int = 100) -> list[dict]:
-        return self.base.history(vault, certificate, limit)
