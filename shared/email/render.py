@@ -38,6 +38,9 @@ MAX_SUBJECT_LENGTH = 200
 _HEADER_UNSAFE = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
 _FILE_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9-]+")
 CSR_CONTENT_TYPE = "application/pkcs10"
+# Kinds whose notice asks a person to get a CSR signed. Other kinds (renewal-started for an integrated CA)
+# may carry the operation's CSR too, but nobody has to act on it, so it is not attached.
+CSR_KINDS = (kinds.CSR_WAITING, kinds.REMINDER, kinds.EXPIRED)
 
 _environment = Environment(
     loader=FileSystemLoader(TEMPLATES),
@@ -84,8 +87,8 @@ def render_notice(notice: Notice) -> RenderedEmail:
     plain_text = _environment.get_template(f"{notice.kind}.txt").render(context)
 
     attachments: tuple[Attachment, ...] = ()
-    if notice.csr_pem:
-        attachments = (Attachment(context["csr_file_name"], CSR_CONTENT_TYPE, notice.csr_pem.encode("ascii")),)
+    if context["csr_pem"]:
+        attachments = (Attachment(context["csr_file_name"], CSR_CONTENT_TYPE, context["csr_pem"].encode("ascii")),)
     return RenderedEmail(subject=subject, html=html, plain_text=plain_text, attachments=attachments)
 
 
@@ -116,7 +119,7 @@ def headline(notice: Notice) -> str:
         return f"Renewal of {where} failed ({code}): current version {expiry}"
     if notice.kind == kinds.MANUAL_RENEWAL_DUE:
         return f"Renew {where} by hand: it {expiry}"
-    if notice.kind == kinds.REMINDER and notice.csr_pem:
+    if notice.kind == kinds.REMINDER and csr_to_sign(notice):
         return f"The CSR for {where} is still not signed: current version {expiry}"
     if notice.kind == kinds.REMINDER:
         return f"Renew {where} by hand: it {expiry}"
@@ -151,6 +154,11 @@ def format_date(value: str | None) -> str:
     return f"{moment:%Y-%m-%d}" if moment else "an unknown date"
 
 
+def csr_to_sign(notice: Notice) -> str | None:
+    """Return the CSR a person must get signed, or None when the notice asks for no signature."""
+    return notice.csr_pem if notice.kind in CSR_KINDS and notice.csr_pem else None
+
+
 def csr_file_name(notice: Notice) -> str:
     """Return the attachment's file name: the certificate name with a `.csr` extension."""
     stem = _FILE_NAME_UNSAFE.sub("-", notice.certificate.name).strip("-") or "certificate"
@@ -177,6 +185,7 @@ def _context(notice: Notice, subject: str) -> dict[str, Any]:
         "expiry": expiry_phrase(certificate.days_left),
         "next_step": next_step,
         "portal_url": certificate.portal_url if certificate.portal_url.startswith("https://") else "",
+        "csr_pem": csr_to_sign(notice),
         "csr_file_name": csr_file_name(notice),
         "merge_command": f"certrenew merge --vault {notice.vault_name} {certificate.name} SIGNED.pem",
         "time": format_time,

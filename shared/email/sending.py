@@ -23,6 +23,7 @@ from azure.core.exceptions import (
     ServiceRequestError,
     ServiceResponseError,
 )
+from azure.core.polling.base_polling import OperationFailed
 
 from shared.email.errors import EmailRejected, EmailUnavailable
 from shared.keyvault import StaticTokenCredential
@@ -96,10 +97,11 @@ class EmailSender:
         try:
             poller.result(timeout=self.poll_timeout)
         except HttpResponseError as exc:
-            status = str(poller.status())
-            if status in (FAILED, CANCELED):
-                return status
-            # ACS may lose track of a message it delivered and answer 404 "message not found".
+            # azure-core reports a final Failed or Canceled as OperationFailed. Any other error, a poll answered
+            # 404 "message not found" included, says nothing about the message, which ACS may have delivered.
+            if isinstance(exc.__cause__, OperationFailed):
+                status = str(poller.status())
+                return status if status in (FAILED, CANCELED) else FAILED
             logger.warning("notice=%s: reading the send status failed (%s): %s", notice_id, exc.status_code, exc.message)
             return UNKNOWN
         if not poller.done():
