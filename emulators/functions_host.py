@@ -86,7 +86,7 @@ def run_timer() -> list[Notice]:
 def deliver_queue_message(body: str, dequeue_count: int = 1) -> str | None:
     """Deliver one notice queue message to the email function; return what it put on the poison queue, if anything.
 
-    An exception from the function propagates, as the host sees it before delivering the message again.
+    An exception from the function propagates, as it would reach the host, which then delivers the message again.
     """
     poison = CapturedOutput()
     # azure.functions.queue.QueueMessage is the class the host builds, the one that carries the dequeue count.

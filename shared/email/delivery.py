@@ -1,4 +1,4 @@
-"""Exactly one email per notice: recipients, rendering, and the journal entry that records what ACS accepted.
+"""Exactly one email per notice: recipients, rendering, and the journal entry that records ids ACS accepted.
 
 The queue delivers a notice at least once, and the same notice can also be queued twice. The journal entry
 `email~<notice id>` decides who sends, and moves through these states:
@@ -52,11 +52,14 @@ LEASE = timedelta(minutes=10)
 # How long a delivery waits for another delivery of the same notice to finish before it raises.
 WAIT_FOR_OTHER_SECONDS = 30.0
 WAIT_STEP_SECONDS = 0.5
+# Bounds the claim loop when the entry keeps changing under it. Waiting for another delivery takes
+# WAIT_FOR_OTHER_SECONDS / WAIT_STEP_SECONDS = 60 tries, so the bound is above that.
+MAX_CLAIM_TRIES = 100
 
 
 @dataclass(frozen=True)
 class DeliveryResult:
-    """What one delivery of a notice did: `sent` is False when an earlier delivery had sent it."""
+    """Outcome of one delivery of a notice. `sent` is False when an earlier delivery sent the email."""
 
     notice_id: str
     sent: bool
@@ -84,16 +87,21 @@ class NoticeMailer:
         person must fix a setting first.
         """
         require_email_settings(self.settings, notice.id)
-        what = f"notice={notice.id} certificate={notice.certificate.name} vault={notice.vault_name}"
+        ids = f"notice={notice.id} certificate={notice.certificate.name} vault={notice.vault_name}"
+        state = self._read(notice).get("state", "")
+        if state in SENT_STATES:
+            # Checked before the contacts are read, so that a duplicate delivery costs no Key Vault request.
+            logger.info("%s: the email was sent before (state %s); not sending it again", ids, state)
+            return DeliveryResult(notice.id, sent=False, state=state)
         email = render_notice(notice)
-        recipients = self.recipients(notice, what)
+        recipients = self.recipients(notice, ids)
 
-        claim = self._claim(notice, what)
+        claim = self._claim(notice, ids)
         if claim is None:
             entry = self._read(notice)
             return DeliveryResult(notice.id, sent=False, state=entry.get("state", ""))
         try:
-            return self._send_all(notice, what, email, split_into_messages(recipients), claim)
+            return self._send_all(notice, ids, email, split_into_messages(recipients), claim)
         except EmailRejected as exc:
             self._release(notice, claim, REJECTED, exc)
             raise
@@ -101,14 +109,14 @@ class NoticeMailer:
             self._release(notice, claim, RETRYING, exc)
             raise
 
-    def recipients(self, notice: Notice, what: str) -> list[Recipient]:
-        """Resolve the recipients of a notice. Raises NoRecipients when nobody is left and no fallback is set."""
+    def recipients(self, notice: Notice, ids: str) -> list[Recipient]:
+        """Resolve the recipients of a notice. Raises NoRecipients when no recipient is left and no fallback is set."""
         recipients = resolve_recipients(
-            self._contacts(notice, what),
+            self._contacts(notice, ids),
             notice.certificate.owners,
             self.settings.email_recipients,
             self.settings.email_fallback,
-            what,
+            ids,
         )
         if not recipients:
             raise NoRecipients(
@@ -120,10 +128,10 @@ class NoticeMailer:
             )
         return recipients
 
-    def _contacts(self, notice: Notice, what: str) -> list[Contact]:
+    def _contacts(self, notice: Notice, ids: str) -> list[Contact]:
         vault = self.settings.vault_by_name(notice.vault_name)
         if vault is None:
-            logger.warning("%s: the vault is not in CERTRENEW_VAULTS, so its certificate contacts are not read", what)
+            logger.warning("%s: the vault is not in CERTRENEW_VAULTS, so its certificate contacts are not read", ids)
             return []
         client = self.vaults.client(vault)
         try:
@@ -131,12 +139,12 @@ class NoticeMailer:
         except KeyVaultError as exc:
             # 404: the vault has no contacts. 403: the identity may not read them. Neither stops the email.
             if exc.status != 404:
-                logger.warning("%s: reading the certificate contacts failed, so they get no email: %s", what, exc)
+                logger.warning("%s: reading the certificate contacts failed, so they get no email: %s", ids, exc)
             return []
         return [Contact(contact.email, contact.name) for contact in contacts]
 
     def _send_all(
-        self, notice: Notice, what: str, email: RenderedEmail, groups: list[list[Recipient]], claim: dict[str, Any]
+        self, notice: Notice, ids: str, email: RenderedEmail, groups: list[list[Recipient]], claim: dict[str, Any]
     ) -> DeliveryResult:
         messages: list[dict[str, Any]] = list(claim.get("messages") or [])
         for index, group in enumerate(groups):
@@ -151,20 +159,20 @@ class NoticeMailer:
 
         state = final_state(messages)
         self.journal.merge(notice.vault_name, entry_key(notice.id), {"state": state, "messages": messages, "sent_at": self.clock().isoformat()})
-        self._log_result(notice, what, state, messages)
+        self._log_result(notice, ids, state, messages)
         return DeliveryResult(
             notice.id, sent=True, state=state,
             operation_ids=tuple(message["operation_id"] for message in messages),
             recipients=sum(message["recipients"] for message in messages),
         )
 
-    def _claim(self, notice: Notice, what: str) -> dict[str, Any] | None:
+    def _claim(self, notice: Notice, ids: str) -> dict[str, Any] | None:
         """Claim the notice for this delivery. Returns the claimed entry, or None when it was sent already."""
         token = uuid.uuid4().hex
         fresh = {"state": CLAIMED, "claim": token, "lease_until": self._lease_end(), "attempts": 1,
                  "kind": notice.kind, "certificate": notice.certificate.name, "messages": []}
         waited = 0.0
-        while True:
+        for _ in range(MAX_CLAIM_TRIES):
             if self.journal.insert(notice.vault_name, entry_key(notice.id), fresh):
                 return fresh
             current = self.journal.read(notice.vault_name, entry_key(notice.id))
@@ -173,14 +181,14 @@ class NoticeMailer:
             fields, etag = current
             state = fields.get("state")
             if state in SENT_STATES:
-                logger.info("%s: the email was sent before (state %s); not sending it again", what, state)
+                logger.info("%s: the email was sent before (state %s); not sending it again", ids, state)
                 return None
-            if state != CLAIMED or fields.get("lease_until", "") < self.clock().isoformat():
-                taken = {**fields, "state": CLAIMED, "claim": token, "lease_until": self._lease_end(),
+            if state != CLAIMED or _lease_ended(fields.get("lease_until"), self.clock()):
+                takeover = {**fields, "state": CLAIMED, "claim": token, "lease_until": self._lease_end(),
                          "attempts": int(fields.get("attempts", 0)) + 1}
-                if self.journal.replace(notice.vault_name, entry_key(notice.id), taken, etag):
-                    logger.info("%s: taking over the email from state %s", what, state)
-                    return taken
+                if self.journal.replace(notice.vault_name, entry_key(notice.id), takeover, etag):
+                    logger.info("%s: taking over the email from state %s", ids, state)
+                    return takeover
                 continue
             if waited >= self.wait_for_other_seconds:
                 raise EmailUnavailable(
@@ -190,6 +198,7 @@ class NoticeMailer:
                 )
             self._sleep(WAIT_STEP_SECONDS)
             waited += WAIT_STEP_SECONDS
+        raise EmailUnavailable(f"The journal entry of notice {notice.id} kept changing; the queue tries again later.", notice.id)
 
     def _release(self, notice: Notice, claim: dict[str, Any], state: str, error: Exception) -> None:
         """Record a failed try, so that the next delivery takes over at once instead of waiting for the lease."""
@@ -205,7 +214,7 @@ class NoticeMailer:
     def _lease_end(self) -> str:
         return (self.clock() + LEASE).isoformat()
 
-    def _log_result(self, notice: Notice, what: str, state: str, messages: list[dict[str, Any]]) -> None:
+    def _log_result(self, notice: Notice, ids: str, state: str, messages: list[dict[str, Any]]) -> None:
         recipients = sum(message["recipients"] for message in messages)
         self.journal.append_history(
             notice.vault_name, notice.certificate.name, "email-" + state,
@@ -214,10 +223,17 @@ class NoticeMailer:
         if state == FAILED.lower():
             logger.error(
                 "%s: ACS accepted the email but reported that it failed; it is not sent again. Operations: %s",
-                what, ", ".join(message["operation_id"] for message in messages if message["status"] != SUCCEEDED),
+                ids, ", ".join(message["operation_id"] for message in messages if message["status"] != SUCCEEDED),
             )
             return
-        logger.info("%s kind=%s: email %s, recipients=%d messages=%d", what, notice.kind, state, recipients, len(messages))
+        logger.info("%s kind=%s: email %s, recipients=%d messages=%d", ids, notice.kind, state, recipients, len(messages))
+
+
+def _lease_ended(lease_until: object, now: datetime) -> bool:
+    try:
+        return datetime.fromisoformat(str(lease_until)) <= now
+    except ValueError:
+        return True
 
 
 def entry_key(notice_id: str) -> str:

@@ -14,7 +14,7 @@ class EmailError(CertRenewError):
 
 
 class EmailUnavailable(EmailError):
-    """ACS throttled, failed or did not answer after the SDK's retries: raise so the queue delivers again."""
+    """ACS throttled, failed or did not respond after the SDK's retries: raise so the queue delivers again."""
 
 
 class EmailRejected(EmailError):
@@ -34,4 +34,4 @@ class EmailRejected(EmailError):
 
 
 class NoRecipients(EmailError):
-    """Nobody is left to receive a notice and no fallback address is set: raise so the notice is not lost."""
+    """No recipient is left for a notice and no fallback address is set. Raised so that the notice is not lost."""

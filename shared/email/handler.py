@@ -18,9 +18,8 @@ from shared.settings import Settings
 
 logger = logging.getLogger(__name__)
 
-POISON_QUEUE_SUFFIX = "-poison"
 # The Functions host moves a message to the poison queue after this many failed deliveries. It is
-# extensions.queues.maxDequeueCount in host.json, read once so that the logs say when the last try failed.
+# extensions.queues.maxDequeueCount in host.json, read so that the log names the last try.
 _HOST_JSON = Path(__file__).resolve().parents[2] / "host.json"
 DEFAULT_MAX_DEQUEUE_COUNT = 5
 
@@ -86,9 +85,9 @@ def max_dequeue_count() -> int:
 
 def _log_failed_try(notice: Notice, dequeue_count: int | None, error: Exception) -> None:
     last = max_dequeue_count()
-    what = f"notice={notice.id} certificate={notice.certificate.name} vault={notice.vault_name}"
+    ids = f"notice={notice.id} certificate={notice.certificate.name} vault={notice.vault_name}"
     if dequeue_count is not None and dequeue_count >= last:
         logger.error("%s: try %d of %d failed; the queue moves the notice to the poison queue: %s",
-                     what, dequeue_count, last, error)
+                     ids, dequeue_count, last, error)
     else:
-        logger.warning("%s: try %s of %d failed; the queue delivers it again: %s", what, dequeue_count or "?", last, error)
+        logger.warning("%s: try %s of %d failed; the queue delivers it again: %s", ids, dequeue_count or "?", last, error)

@@ -1,4 +1,4 @@
-"""Who receives a notice: the vault's certificate contacts, the certificate's owners and the configured addresses.
+"""Recipients of a notice: the vault's certificate contacts, the certificate's owners and the configured addresses.
 
 Addresses never appear in logs. A dropped address is logged by its source and position, which is enough to find
 it in the vault's contacts, the certificate's tag or the app setting.
@@ -53,13 +53,13 @@ class Contact:
 
 
 def resolve_recipients(
-    contacts: Iterable[Contact], owners: Iterable[str], configured: Iterable[str], fallback: str, what: str
+    contacts: Iterable[Contact], owners: Iterable[str], configured: Iterable[str], fallback: str, ids: str
 ) -> list[Recipient]:
     """Return the recipients of a notice: contacts, then owners, then configured addresses.
 
     Duplicates are removed ignoring case, and the first occurrence is kept. Invalid addresses are dropped with a
-    warning. When nobody is left, the fallback address is the only recipient, and an empty list means that no
-    fallback is set either. `what` names the notice in the log, for example `certificate=web vault=contoso-certs`.
+    warning. When no recipient is left, the fallback address is the only recipient, and an empty list means that no
+    fallback is set either. `ids` names the notice in the log, for example `certificate=web vault=contoso-certs`.
     """
     candidates = [(contact.email, contact.name, CONTACT) for contact in contacts]
     candidates += [(owner, None, OWNER) for owner in owners]
@@ -69,12 +69,12 @@ def resolve_recipients(
     for position, (address, name, source) in enumerate(candidates, start=1):
         cleaned = (address or "").strip()
         if not is_valid_email_address(cleaned):
-            logger.warning("%s: dropped invalid address number %d (from %s)", what, position, source)
+            logger.warning("%s: dropped invalid address number %d (from %s)", ids, position, source)
             continue
         recipients.setdefault(cleaned.lower(), Recipient(cleaned, clean_display_name(name), source))
 
     if not recipients and fallback:
-        logger.warning("%s: no recipient is left, so the notice goes to the fallback address", what)
+        logger.warning("%s: no recipient is left, so the notice goes to the fallback address", ids)
         return [Recipient(fallback, "", FALLBACK)]
     return list(recipients.values())
 

@@ -38,7 +38,7 @@ MAX_SUBJECT_LENGTH = 200
 _HEADER_UNSAFE = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
 _FILE_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9-]+")
 CSR_CONTENT_TYPE = "application/pkcs10"
-# Kinds whose notice asks a person to get a CSR signed. Other kinds (renewal-started for an integrated CA)
+# Kinds whose notice requests a person to get a CSR signed. Other kinds (renewal-started for an integrated CA)
 # may carry the operation's CSR too, but nobody has to act on it, so it is not attached.
 CSR_KINDS = (kinds.CSR_WAITING, kinds.REMINDER, kinds.EXPIRED)
 
@@ -155,7 +155,7 @@ def format_date(value: str | None) -> str:
 
 
 def csr_to_sign(notice: Notice) -> str | None:
-    """Return the CSR a person must get signed, or None when the notice asks for no signature."""
+    """Return the CSR a person must get signed, or None when the notice requests no signature."""
     return notice.csr_pem if notice.kind in CSR_KINDS and notice.csr_pem else None
 
 

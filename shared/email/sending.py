@@ -1,7 +1,7 @@
 """Sending through Azure Communication Services Email with the SDK's `EmailClient`, and what its errors mean.
 
-Retries of 429 and 5xx answers are the SDK's: azure-core's `RetryPolicy` (azure-core 1.41) retries a POST on
-500, 503 and 504, and on any error answer that carries Retry-After, which ACS sends with 429. It waits as long
+Retries of 429 and 5xx responses are the SDK's: azure-core's `RetryPolicy` (azure-core 1.41) retries a POST on
+500, 503 and 504, and on any error response that carries Retry-After, which ACS sends with 429. It waits as long
 as Retry-After says and otherwise backs off exponentially, three times by default. After that the error reaches
 this module, which raises `EmailUnavailable` so that the queue delivers the notice again later.
 """
@@ -61,7 +61,7 @@ class EmailSender:
     settings: Settings
     credential: TokenCredential | None = None
     client_options: Mapping[str, Any] = field(default_factory=dict)
-    # Seconds between status polls; None follows the Retry-After of ACS's answers.
+    # Seconds between status polls; None follows the Retry-After of ACS's responses.
     polling_interval: float | None = None
     poll_timeout: float = POLL_TIMEOUT_SECONDS
     _client: EmailClient | None = None
@@ -88,7 +88,7 @@ class EmailSender:
             logger.info("notice=%s operation=%s: ACS accepted this message before", notice_id, operation_id)
             return None
         except (ServiceRequestError, ServiceResponseError) as exc:
-            raise EmailUnavailable(f"ACS did not answer the send of notice {notice_id}: {exc}", notice_id) from exc
+            raise EmailUnavailable(f"ACS did not respond to the send of notice {notice_id}: {exc}", notice_id) from exc
         except HttpResponseError as exc:
             raise classify_send_error(exc, self.settings, notice_id) from exc
 
@@ -97,8 +97,8 @@ class EmailSender:
         try:
             poller.result(timeout=self.poll_timeout)
         except HttpResponseError as exc:
-            # azure-core reports a final Failed or Canceled as OperationFailed. Any other error, a poll answered
-            # 404 "message not found" included, says nothing about the message, which ACS may have delivered.
+            # azure-core reports a final Failed or Canceled as OperationFailed. Any other error, such as a 404
+            # "message not found" on a poll, tells nothing about the message, which ACS may have delivered.
             if isinstance(exc.__cause__, OperationFailed):
                 status = str(poller.status())
                 return status if status in (FAILED, CANCELED) else FAILED
@@ -144,13 +144,13 @@ class EmailSender:
 
 
 def classify_send_error(exc: HttpResponseError, settings: Settings, notice_id: str) -> Exception:
-    """Map an error answer to a send into EmailUnavailable (worth a redelivery) or EmailRejected (not)."""
+    """Map an error response to a send into EmailUnavailable (worth a redelivery) or EmailRejected (not)."""
     status = exc.status_code
     code = getattr(exc.error, "code", None) if exc.error else None
     detail = (getattr(exc.error, "message", None) if exc.error else None) or exc.reason or ""
     if status is None or status in (408, 429) or status >= 500:
         return EmailUnavailable(
-            f"ACS answered {status} ({code}) to the send of notice {notice_id} after the SDK's retries.", notice_id
+            f"ACS responded {status} ({code}) to the send of notice {notice_id} after the SDK's retries.", notice_id
         )
     sender = settings.email_sender
     domain = sender.rpartition("@")[2]
