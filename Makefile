@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install test demo bench clean
+.PHONY: install test demo bench render-emails clean
 
 install: $(INSTALLED) node_modules/.installed
 
@@ -23,13 +23,19 @@ node_modules/.installed: package.json package-lock.json
 test: install
 	$(BIN)/python -m pytest
 
-# Offline demo against the local Key Vault emulator; notices land in outbox/.
+# Offline demo: the Key Vault and ACS Email emulators; notices and emails land in outbox/.
 demo: install
 	$(BIN)/python -m emulators.demo --outbox outbox
 
 # Requests per event, sweep cost and import time; writes benchmarks/RESULTS.md.
 bench: install
 	$(BIN)/python -m benchmarks.run --output benchmarks/RESULTS.md
+
+# Screenshots of every email template in build/email-previews/, for a person to look at. It needs Chromium,
+# installed from Debian's packages when missing, so it is not part of `make test`.
+render-emails: install
+	command -v chromium >/dev/null 2>&1 || (apt-get update && apt-get install -y chromium)
+	$(BIN)/python tests/email/render_emails.py --out build/email-previews
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache

@@ -3,6 +3,7 @@
 import azure.functions as func
 
 from shared import handlers
+from shared.email import handler as email_handler
 from shared.notices import NOTICE_QUEUE
 
 app = func.FunctionApp()
@@ -33,3 +34,12 @@ def sweep_vaults(timer: func.TimerRequest, notices: func.Out[list[str]]) -> None
     messages = handlers.run_sweep()
     if messages:
         notices.set(messages)
+
+
+@app.queue_trigger(arg_name="msg", queue_name=NOTICE_QUEUE, connection="AzureWebJobsStorage")
+@app.queue_output(arg_name="poison", queue_name=NOTICE_QUEUE + "-poison", connection="AzureWebJobsStorage")
+def send_notice_email(msg: func.QueueMessage, poison: func.Out[str]) -> None:
+    """Email a notice to the certificate's people once, however often the queue delivers it."""
+    rejected = email_handler.handle_notice_message(msg.get_body().decode("utf-8"), msg.dequeue_count)
+    if rejected is not None:
+        poison.set(rejected)

@@ -3,7 +3,9 @@
 It starts the Key Vault emulator and seeds one certificate of each kind, plus an expired and a disabled one.
 Then it moves the emulator's clock so that Key Vault emits its events, and delivers them to the functions in
 function_app.py. It runs the timer, signs and merges a CSR as a person would, and prints each certificate's
-story. The notices are written to the outbox folder, one JSON file each.
+story. The notices are written to the outbox folder, one JSON file each. The email function then sends each
+notice through the ACS Email emulator, which writes every email next to the notices as an `.eml` file and an
+`.html` preview.
 
 Run it with `make demo`, or `python -m emulators.demo [--outbox DIR]`.
 """
@@ -26,8 +28,11 @@ from azure.keyvault.certificates import (
 )
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from emulators.functions_host import EventRecorder, deliver_events, run_timer
+from emulators.acs_email import AcsEmailEmulator
+from emulators.functions_host import EventRecorder, deliver_events, deliver_queue_message, run_timer
 from emulators.keyvault import EmulatorCredential, KeyVaultEmulator
+from shared.email.handler import set_email_sender
+from shared.email.sending import EmailSender
 from shared.journal import SqliteJournal
 from shared.keyvault import VaultClients
 from shared.notices import Notice
@@ -35,6 +40,7 @@ from shared.runtime import Runtime, set_runtime
 from shared.settings import Settings, VaultConfig
 
 VAULT = "contoso-certs"
+EMAIL_SENDER = "DoNotReply@certrenew.test"
 # The emulator's clock starts on this day; the app runs on the same clock.
 START = datetime(2030, 1, 1, tzinfo=timezone.utc)
 
@@ -62,20 +68,29 @@ def main(argv: list[str] | None = None) -> int:
     shutil.rmtree(args.outbox, ignore_errors=True)
     workdir = Path(tempfile.mkdtemp(prefix="certrenew-demo-"))
     recorder = EventRecorder()
-    with KeyVaultEmulator(vaults=[VAULT], event_sink=recorder, start_time=START, integrated_ca_checks=2) as keyvault:
+    acs = AcsEmailEmulator(outbox_dir=str(args.outbox), allowed_senders=(EMAIL_SENDER,), poll_retry_after=0)
+    with KeyVaultEmulator(vaults=[VAULT], event_sink=recorder, start_time=START, integrated_ca_checks=2) as keyvault, acs:
         settings = Settings(
             vaults=(VaultConfig(VAULT, keyvault.vault_url(VAULT)),),
             journal=f"sqlite:{workdir / 'journal.sqlite3'}",
             outbox_dir=str(args.outbox),
             keyvault_ca_bundle=keyvault.ca_bundle,
+            acs_endpoint=acs.endpoint,
+            acs_ca_bundle=acs.ca_bundle,
+            email_sender=EMAIL_SENDER,
         )
         runtime = Runtime(settings, VaultClients(settings), SqliteJournal(str(workdir / "journal.sqlite3")), keyvault.now)
         set_runtime(runtime)
+        # The emulator sends no poll hint (Retry-After 0), so a short interval keeps the SDK from waiting 30 s.
+        set_email_sender(EmailSender(settings, polling_interval=0.05))
         try:
             notices = run_story(keyvault, recorder)
+            send_emails(notices)
         finally:
+            set_email_sender(None)
             set_runtime(None)
         print_summary(keyvault, runtime, notices, args.outbox, time.monotonic() - started)
+        print_emails(acs, args.outbox)
     shutil.rmtree(workdir, ignore_errors=True)
     return 0
 
@@ -114,6 +129,13 @@ def run_story(keyvault: KeyVaultEmulator, recorder: EventRecorder) -> list[Notic
     return notices
 
 
+def send_emails(notices: list[Notice]) -> None:
+    """Deliver every notice to the email function, as the notice queue would."""
+    step("Email", f"function sends the {len(notices)} notices through the ACS Email emulator")
+    for notice in notices:
+        deliver_queue_message(notice.to_json())
+
+
 def merge_signed_csr(keyvault: KeyVaultEmulator, client: CertificateClient, name: str) -> None:
     """Sign the pending CSR with the emulator's outside test CA and merge it, as a person would."""
     signed = keyvault.sign_csr(client.get_certificate_operation(name).csr, days=365)
@@ -138,6 +160,17 @@ def print_summary(keyvault: KeyVaultEmulator, runtime: Runtime, notices: list[No
     print()
     print(f"{len(notices)} notices written to {outbox}/ in {seconds:.1f} s. Key Vault requests by the app and the demo: "
           f"{len([r for r in keyvault.request_log() if r['status'] != 401])}; secret reads: {len(keyvault.secret_reads)}.")
+
+
+def print_emails(acs: AcsEmailEmulator, outbox: Path) -> None:
+    messages = acs.messages
+    print()
+    print(f"{len(messages)} emails sent through the ACS Email emulator, each as .eml and .html in {outbox}/:")
+    for message in messages:
+        recipients = ", ".join(recipient["address"] for recipient in message["recipients"]["to"])
+        attachments = "".join(f"  [+ {attachment['name']}]" for attachment in message["attachments"])
+        print(f"  {message['subject']}{attachments}")
+        print(f"  {'':<4}to: {recipients}")
 
 
 def skip_reason(name: str) -> str:

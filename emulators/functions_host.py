@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 import azure.functions as func
+from azure.functions.queue import QueueMessage
 
 import function_app
 from shared.events import SUBSCRIPTIONS
@@ -80,3 +81,15 @@ def run_timer() -> list[Notice]:
     output = CapturedOutput()
     function_app.sweep_vaults(timer=None, notices=output)
     return [Notice.from_json(message) for message in output.value or []]
+
+
+def deliver_queue_message(body: str, dequeue_count: int = 1) -> str | None:
+    """Deliver one notice queue message to the email function; return what it put on the poison queue, if anything.
+
+    An exception from the function propagates, as it would reach the host, which then delivers the message again.
+    """
+    poison = CapturedOutput()
+    # azure.functions.queue.QueueMessage is the class the host builds, the one that carries the dequeue count.
+    message = QueueMessage(id=f"delivery-{dequeue_count}", body=body.encode("utf-8"), dequeue_count=dequeue_count)
+    function_app.send_notice_email(msg=message, poison=poison)
+    return poison.value

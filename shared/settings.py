@@ -6,7 +6,7 @@ import ipaddress
 import os
 import re
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import Any, Mapping
 from urllib.parse import urlsplit
 
 from shared.errors import SettingsError
@@ -22,6 +22,16 @@ KEY_VAULT_DNS_SUFFIXES = (
 )
 
 RENEWAL_MODES = ("renew", "csr", "notify", "off")
+
+# A plain address: dot-atom local part (RFC 5322 without quoted strings or comments) and a DNS domain with at
+# least two labels. Stricter than RFC 5322 on purpose, so that nothing in an address can break out of a
+# header or an HTML attribute.
+EMAIL_ADDRESS_PATTERN = re.compile(
+    r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+    r"@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+)
+# RFC 5321 limits a forward path to 256 octets including the angle brackets, so an address to 254.
+MAX_EMAIL_ADDRESS_LENGTH = 254
 
 
 @dataclass(frozen=True)
@@ -122,6 +132,19 @@ SETTINGS: tuple[Setting, ...] = (
         "Address that receives a notice when no other recipient is left.",
         default="",
     ),
+    Setting(
+        "CERTRENEW_ACS_CA_BUNDLE",
+        "PEM bundle that verifies the TLS certificate of a local ACS Email emulator. Used only when the ACS "
+        "endpoint is on a loopback address.",
+        default="",
+    ),
+    Setting(
+        "CERTRENEW_ACS_CONNECTION_STRING",
+        "Connection string of a Communication Services resource (endpoint=https://...;accesskey=...), for local "
+        "runs only. When set, it is used instead of CERTRENEW_ACS_ENDPOINT and the managed identity. Leave it "
+        "unset in Azure.",
+        default="",
+    ),
 )
 
 
@@ -153,6 +176,13 @@ class Settings:
     journal_table: str = "certrenewjournal"
     outbox_dir: str = ""
     keyvault_ca_bundle: str = ""
+    acs_endpoint: str = ""
+    email_sender: str = ""
+    email_recipients: tuple[str, ...] = ()
+    email_fallback: str = ""
+    acs_ca_bundle: str = ""
+    # A secret: kept out of repr() so that logging the settings never shows the access key.
+    acs_connection_string: str = field(default="", repr=False)
 
     def vault_by_name(self, name: str) -> VaultConfig | None:
         """Return the configured vault of that name (Key Vault names are case-insensitive), or None."""
@@ -241,6 +271,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             "CERTRENEW_KEYVAULT_CA_BUNDLE", f"file {ca_bundle!r} does not exist. Give the emulator's CA bundle path"
         )
 
+    email = _parse_email_settings(env)
+
     return Settings(
         vaults=vaults,
         renewal_window_days=window,
@@ -251,7 +283,13 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         journal_table=_get(env, "CERTRENEW_JOURNAL_TABLE"),
         outbox_dir=_get(env, "CERTRENEW_OUTBOX_DIR"),
         keyvault_ca_bundle=ca_bundle,
+        **email,
     )
+
+
+def is_valid_email_address(address: str) -> bool:
+    """Return True for a plain `local@domain.tld` address that ACS accepts in `to`, without a display name."""
+    return len(address) <= MAX_EMAIL_ADDRESS_LENGTH and EMAIL_ADDRESS_PATTERN.fullmatch(address) is not None
 
 
 _DEFAULTS = {setting.name: setting.default for setting in SETTINGS}
@@ -327,3 +365,84 @@ def _parse_journal(env: Mapping[str, str]) -> str:
     raise SettingsError(
         "CERTRENEW_JOURNAL", f"{value!r} is not 'table' or 'sqlite:PATH'. Example: sqlite:.certrenew/journal.sqlite3"
     )
+
+
+def _parse_email_settings(env: Mapping[str, str]) -> dict[str, Any]:
+    """Read and check the settings of the email function.
+
+    A missing endpoint or sender is reported when an email is sent, not here, so that the renewal functions
+    still run while email is not set up.
+    """
+    endpoint = _get(env, "CERTRENEW_ACS_ENDPOINT")
+    if endpoint:
+        endpoint = parse_acs_endpoint("CERTRENEW_ACS_ENDPOINT", endpoint)
+    connection_string = _get(env, "CERTRENEW_ACS_CONNECTION_STRING")
+    if connection_string:
+        parse_acs_connection_string(connection_string)
+
+    sender = _get(env, "CERTRENEW_EMAIL_SENDER")
+    if sender and not is_valid_email_address(sender):
+        raise SettingsError(
+            "CERTRENEW_EMAIL_SENDER",
+            f"{sender!r} is not an email address. Give a MailFrom address of a domain linked to the "
+            "Communication Services resource, for example DoNotReply@contoso.com",
+        )
+    recipients = tuple(dict.fromkeys(_parse_address_list(env, "CERTRENEW_EMAIL_RECIPIENTS")))
+    fallback = _get(env, "CERTRENEW_EMAIL_FALLBACK")
+    if fallback and not is_valid_email_address(fallback):
+        raise SettingsError("CERTRENEW_EMAIL_FALLBACK", f"{fallback!r} is not an email address")
+
+    ca_bundle = _get(env, "CERTRENEW_ACS_CA_BUNDLE")
+    if ca_bundle and not os.path.isfile(ca_bundle):
+        raise SettingsError(
+            "CERTRENEW_ACS_CA_BUNDLE", f"file {ca_bundle!r} does not exist. Give the ACS emulator's CA bundle path"
+        )
+    return {
+        "acs_endpoint": endpoint,
+        "email_sender": sender,
+        "email_recipients": recipients,
+        "email_fallback": fallback,
+        "acs_ca_bundle": ca_bundle,
+        "acs_connection_string": connection_string,
+    }
+
+
+def parse_acs_endpoint(setting: str, value: str) -> str:
+    """Check an ACS endpoint (https://NAME.communication.azure.com) and return it without a trailing slash."""
+    endpoint = value.strip().rstrip("/")
+    parts = urlsplit(endpoint)
+    if parts.scheme != "https" or not parts.hostname:
+        raise SettingsError(
+            setting,
+            f"endpoint {endpoint!r} is not an https URL. Give the Communication Services endpoint, for example "
+            "https://contoso-certrenew.communication.azure.com",
+        )
+    if parts.path or parts.query or parts.fragment or parts.username:
+        raise SettingsError(
+            setting, f"endpoint {endpoint!r} has a path, query or user name. Give only https://HOST[:PORT]"
+        )
+    return endpoint
+
+
+def parse_acs_connection_string(value: str) -> tuple[str, str]:
+    """Split an ACS connection string into its endpoint and access key. Errors never show the key."""
+    fields: dict[str, str] = {}
+    for part in value.split(";"):
+        name, separator, field_value = part.partition("=")
+        if separator:
+            fields[name.strip().lower()] = field_value.strip()
+    endpoint, key = fields.get("endpoint", ""), fields.get("accesskey", "")
+    if not endpoint or not key:
+        raise SettingsError(
+            "CERTRENEW_ACS_CONNECTION_STRING",
+            "it lacks endpoint= or accesskey=. Copy it from the Keys page of the Communication Services resource",
+        )
+    return parse_acs_endpoint("CERTRENEW_ACS_CONNECTION_STRING", endpoint), key
+
+
+def _parse_address_list(env: Mapping[str, str], name: str) -> list[str]:
+    addresses = [address for address in re.split(r"[\s,;]+", _get(env, name)) if address]
+    for address in addresses:
+        if not is_valid_email_address(address):
+            raise SettingsError(name, f"{address!r} is not an email address. Separate addresses with commas")
+    return addresses
