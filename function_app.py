@@ -7,6 +7,7 @@ from shared.email import handler as email_handler
 from shared.notices import NOTICE_QUEUE
 
 app = func.FunctionApp()
+handlers.log_invalid_settings()
 
 
 @app.event_grid_trigger(arg_name="event")

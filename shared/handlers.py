@@ -5,12 +5,13 @@ from __future__ import annotations
 import logging
 from typing import Any, Iterable
 
-from shared.errors import RejectedEvent
+from shared.errors import RejectedEvent, SettingsError
 from shared.events import SUBSCRIPTIONS, envelope_fields, parse_certificate_event
 from shared.keyvault import KeyVaultError
 from shared.notices import NoticeSink
 from shared.renewal import Outcome
 from shared.runtime import get_runtime
+from shared.settings import load_settings
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +69,18 @@ def run_sweep() -> list[str]:
     sink = NoticeSink(runtime.settings.outbox_dir)
     runtime.service(sink).sweep()
     return _queue_messages(runtime.settings.dry_run, sink)
+
+
+def log_invalid_settings() -> None:
+    """Log an error when the app settings are invalid, so the host's start-up log names the setting to fix.
+
+    It does not raise, because the host must still load the functions: each invocation then fails with the
+    same message, and Event Grid and the queue deliver again once the setting is fixed.
+    """
+    try:
+        load_settings()
+    except SettingsError as exc:
+        logger.error("%s The functions fail until it is fixed.", exc)
 
 
 def _queue_messages(dry_run: bool, sink: NoticeSink) -> list[str]:

@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from shared.errors import SettingsError
+from shared.handlers import log_invalid_settings
 from shared.settings import SETTINGS, load_settings
 
 
@@ -78,3 +79,12 @@ def test_readme_documents_every_setting():
     missing = [setting.name for setting in SETTINGS if f"`{setting.name}`" not in readme]
 
     assert missing == []
+
+
+def test_invalid_setting_is_logged_when_app_loads(monkeypatch, caplog):
+    monkeypatch.setenv("CERTRENEW_VAULTS", "https://a-vault.vault.azure.net")
+    monkeypatch.setenv("CERTRENEW_REMINDER_DAYS", "x")
+
+    log_invalid_settings()
+
+    assert "CERTRENEW_REMINDER_DAYS is invalid" in caplog.text
