@@ -113,11 +113,11 @@ def run_story(keyvault: KeyVaultEmulator, recorder: EventRecorder) -> list[Notic
             poller.result()
     notices = deliver_events(recorder.take_new())
 
-    step("Clock", "moves 340 days: Key Vault sends NearExpiry for three certificates and Expired for one")
+    step("Clock", "moves 340 days: Key Vault sends NearExpiry for the four enabled certificates, Expired for legacy-sftp")
     keyvault.advance(days=340)
     notices += deliver_events(recorder.take_new())
 
-    step("Timer", "runs twice: it checks the operations still running (the integrated CA needs two checks)")
+    step("Timer", "runs three times: it checks the operations still running (the integrated CA needs two checks)")
     for _ in range(3):
         notices += run_timer()
         notices += deliver_events(recorder.take_new())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import logging
+import signal
 import sys
 import threading
 
@@ -20,6 +21,10 @@ def main(argv: list[str] | None = None) -> int:
     """Parse the options, start the emulator and block until interrupted."""
     options = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # The SDK logs every request of the seeding at INFO, which would bury the settings printed below.
+    logging.getLogger("azure").setLevel(logging.WARNING)
+    # A SIGTERM stops the emulator the way Ctrl-C does, so its temporary TLS files are removed.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     vaults = options.vault or DEFAULT_VAULTS
     sink = options.events_file or options.events_url
     try:

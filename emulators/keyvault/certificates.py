@@ -396,7 +396,8 @@ def list_certificates(vault: Vault, query: dict) -> dict:
             items.append(vault.item(certificate, version, with_name_only=True))
     body: dict = {"value": items, "nextLink": None}
     if index < len(names):
-        body["nextLink"] = vault.next_link("/certificates", names[index - 1], size)
+        extra_query = "&includePending=true" if include_pending else ""
+        body["nextLink"] = vault.next_link("/certificates", names[index - 1], size, extra_query)
     return body
 
 

@@ -92,7 +92,9 @@ def parse_name(subject: str) -> x509.Name:
     """Parse an RFC 4514 distinguished name such as 'CN=www.contoso.com, O=Contoso'."""
     if not subject:
         return x509.Name([])
-    return x509.Name.from_rfc4514_string(subject)
+    # Key Vault policies often write "CN=a, O=b". RFC 4514 has no space after the comma, so drop the spaces
+    # that follow an unescaped comma before parsing.
+    return x509.Name.from_rfc4514_string(re.sub(r"(?<!\\),\s+", ",", subject.strip()))
 
 
 def build_csr(key: PrivateKey, spec: SubjectSpec) -> x509.CertificateSigningRequest:

@@ -280,10 +280,10 @@ class Vault:
             raise bad_parameter(f"maxresults must be a whole number from 1 to 25, not {size}.")
         return size
 
-    def next_link(self, path: str, token: str, size: int) -> str:
-        """Return an absolute nextLink URL for the page after token."""
+    def next_link(self, path: str, token: str, size: int, extra_query: str = "") -> str:
+        """Return an absolute nextLink URL for the page after token, keeping the request's filters (extra_query)."""
         api_version = self.emulator.api_version_hint
-        return f"{self.base_url}{path}?api-version={api_version}&$skiptoken={token}&maxresults={size}"
+        return f"{self.base_url}{path}?api-version={api_version}&$skiptoken={token}&maxresults={size}{extra_query}"
 
 
 def new_version(certificate: Certificate, now: int, tags: dict | None, enabled: bool | None) -> Version:

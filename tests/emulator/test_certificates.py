@@ -250,3 +250,25 @@ def test_thumbprint_is_base64url_sha1(client):
     expected = base64.urlsafe_b64encode(hashlib.sha1(created.cer).digest()).decode().rstrip("=")
     assert answer.json()["x5t"] == expected
     assert set(answer.json()["attributes"]) >= {"enabled", "nbf", "exp", "created", "updated", "recoveryLevel"}
+
+
+def test_list_with_pending_keeps_filter_on_later_pages(emulator, client):
+    # GIVEN 30 completed certificates and one whose only version is pending, sorted onto the second page
+    emulator.seed_certificates("contoso-certs", 30, prefix="done")
+    client.begin_create_certificate("zz-pending", CertificatePolicy(issuer_name="Unknown", subject="CN=zz"))
+
+    # WHEN the list asks for pending certificates too
+    names = [item.name for item in client.list_properties_of_certificates(include_pending=True, max_page_size=25)]
+
+    # THEN the second page still includes it
+    assert len(names) == 31
+    assert "zz-pending" in names
+
+
+def test_policy_subject_with_spaces_after_commas_is_accepted(client):
+    policy = CertificatePolicy(issuer_name="Self", subject="CN=web.contoso.test, O=Contoso, C=US")
+
+    certificate = client.begin_create_certificate("spaced", policy).result()
+
+    subject = x509.load_der_x509_certificate(certificate.cer).subject.rfc4514_string()
+    assert subject == "CN=web.contoso.test,O=Contoso,C=US"

@@ -43,3 +43,24 @@ def test_command_seeds_and_prints_settings():
     assert set(vaults) == {"contoso-certs", "fabrikam-certs"}
     assert names == {"self-signed", "external-ca", "integrated-ca", "imported"}
     assert process.returncode == 0
+
+
+def test_command_stopped_by_sigterm_removes_its_tls_files():
+    process = subprocess.Popen(
+        [sys.executable, "-m", "emulators.keyvault", "--vault", "contoso-certs"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=REPOSITORY,
+    )
+    try:
+        bundle = None
+        for line in process.stdout:
+            if line.strip().startswith("CERTRENEW_KEYVAULT_CA_BUNDLE="):
+                bundle = Path(line.strip().split("=", 1)[1])
+            if line.startswith("Press Ctrl-C"):
+                break
+        assert bundle is not None and bundle.exists()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=10)
+
+    assert process.returncode == 0
+    assert not bundle.parent.exists()
