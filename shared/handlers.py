@@ -9,7 +9,7 @@ from shared.errors import RejectedEvent, SettingsError
 from shared.events import SUBSCRIPTIONS, envelope_fields, parse_certificate_event
 from shared.keyvault import KeyVaultError
 from shared.notices import NoticeSink
-from shared.renewal import Outcome
+from shared.outcome import Outcome
 from shared.runtime import get_runtime
 from shared.settings import load_settings
 

@@ -35,6 +35,11 @@ logger = logging.getLogger(__name__)
 OPEN_STATES = ("started", "announced")
 
 
+def renewal_key(name: str) -> str:
+    """Return the journal key of a certificate's renewal. Key Vault names are case-insensitive."""
+    return f"renewal~{name.lower()}"
+
+
 class JournalUnavailable(CertRenewError):
     """The journal's storage failed; the invocation raises so the platform delivers again."""
 

@@ -9,17 +9,16 @@ from __future__ import annotations
 
 import logging
 import uuid
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
-from typing import Callable, Iterable
+from typing import Callable
 
 from shared import decision as decisions
-from shared import notices as kinds
-from shared.decision import OWNERS_TAG, Decision, decide, due_time, effective_mode
+from shared.announce import RETRY_FAILED_AFTER, Announcer, parse_time
+from shared.decision import Decision, decide, due_time, effective_mode
 from shared.events import EXPIRED, NEAR_EXPIRY, NEW_VERSION_CREATED, CertificateEvent
-from shared.journal import OPEN_STATES, Journal
+from shared.journal import OPEN_STATES, Journal, renewal_key
 from shared.keyvault import (
-    INTEGRATED_CA,
     OTHER_CA,
     CertificateView,
     KeyVaultError,
@@ -27,8 +26,8 @@ from shared.keyvault import (
     OperationView,
     VaultClients,
 )
-from shared.notices import CertificateInfo, ErrorInfo, Notice, NoticeSink, RenewalInfo, iso, notice_id, portal_url
-from shared.remedies import remedy_for
+from shared.notices import NoticeSink, iso
+from shared.outcome import Outcome, SweepReport
 from shared.settings import Settings, VaultConfig
 
 logger = logging.getLogger(__name__)
@@ -38,34 +37,9 @@ logger = logging.getLogger(__name__)
 # retries, and the hourly timer, come after this.
 STALE_CLAIM_AFTER = timedelta(minutes=5)
 
-# A failed renewal is tried again after this long, in case the cause (a policy, a CA account) was fixed.
-RETRY_FAILED_AFTER = timedelta(days=1)
-
-
 def utc_now() -> datetime:
     """Return the current time in UTC."""
     return datetime.now(timezone.utc)
-
-
-@dataclass
-class Outcome:
-    """The decisions per certificate and the notices of one call of the service."""
-
-    decisions: list[tuple[str, str, Decision]] = field(default_factory=list)
-    notices: list[Notice] = field(default_factory=list)
-
-    def extend(self, other: "Outcome") -> None:
-        self.decisions.extend(other.decisions)
-        self.notices.extend(other.notices)
-
-
-@dataclass
-class SweepReport(Outcome):
-    """A sweep's outcome, with the counts an operator wants in the log."""
-
-    listed: int = 0
-    due: int = 0
-    operations_checked: int = 0
 
 
 class RenewalService:
@@ -84,6 +58,7 @@ class RenewalService:
         self.journal = journal
         self.sink = sink
         self.clock = clock
+        self.announce = Announcer(settings, vaults, journal, sink, clock)
         self._owner = uuid.uuid4().hex
 
     # Entry points -------------------------------------------------------------------------------------------
@@ -108,7 +83,7 @@ class RenewalService:
             logger.warning("certificate=%s vault=%s was not found; it may have been deleted", name, vault.name)
             return outcome
 
-        entry = self.journal.read(vault.name, _renewal_key(name))
+        entry = self.journal.read(vault.name, renewal_key(name))
         if entry and entry[0].get("state") == "started" and self._is_stale(entry[0].get("started_at")):
             # An earlier delivery started this renewal and stopped before announcing it. Announce it now:
             # as started while the operation runs, or as renewed if Key Vault has finished it since.
@@ -140,9 +115,9 @@ class RenewalService:
         )
 
         if certificate.enabled and mode != "off" and certificate.expires_on and now >= certificate.expires_on:
-            self._notify_once(outcome, vault, certificate, kind, mode, kinds.EXPIRED, decision.reason)
+            self.announce.expired(outcome, vault, certificate, kind, mode, decision.reason)
         if decision.action == decisions.NOTIFY:
-            self._notify_manual_renewal(outcome, vault, certificate, kind, mode)
+            self.announce.manual_renewal_due(outcome, vault, certificate, kind, mode)
         elif decision.action == decisions.START:
             self._start_renewal(outcome, vault, certificate, kind, mode, decision, force)
         return outcome
@@ -163,9 +138,9 @@ class RenewalService:
                 name, vault.name, version, certificate.version,
             )
 
-        entry = self.journal.read(vault.name, _renewal_key(name))
+        entry = self.journal.read(vault.name, renewal_key(name))
         if entry and entry[0].get("state") in OPEN_STATES and entry[0].get("from_version") != certificate.version:
-            self._announce_renewed(outcome, vault, certificate, entry[0], entry[0].get("started_by", "certrenew"))
+            self.announce.renewed(outcome, vault, certificate, entry[0], entry[0].get("started_by", "certrenew"))
             return outcome
         if entry and entry[0].get("state") == "completed" and entry[0].get("new_version") == certificate.version:
             logger.info("certificate=%s vault=%s: version %s was already confirmed", name, vault.name, certificate.version)
@@ -176,12 +151,12 @@ class RenewalService:
             logger.info("certificate=%s vault=%s: first version %s, nothing renewed", name, vault.name, certificate.version)
             return outcome
         started_by = "keyvault-autorenew" if certificate.policy and certificate.policy.auto_renews else "other"
-        self._announce_renewed(
+        self.announce.renewed(
             outcome,
             vault,
             certificate,
             {"from_version": previous.version, "from_expires_on": iso(previous.expires_on),
-             "from_thumbprint": _thumbprint_of(previous)},
+             "from_thumbprint": previous.thumbprint},
             started_by,
         )
         return outcome
@@ -221,7 +196,7 @@ class RenewalService:
 
     def open_renewal(self, vault: VaultConfig, name: str) -> dict | None:
         """Return the journal entry of the certificate's renewal while it waits for Key Vault or a person, else None."""
-        entry = self.journal.read(vault.name, _renewal_key(name))
+        entry = self.journal.read(vault.name, renewal_key(name))
         return entry[0] if entry and entry[0].get("state") in OPEN_STATES else None
 
     def record_cancelled(self, vault: VaultConfig, name: str, detail: str) -> None:
@@ -230,7 +205,7 @@ class RenewalService:
         Without this the timer would find the operation gone and report the renewal as failed.
         """
         if self.open_renewal(vault, name) is not None:
-            self.journal.merge(vault.name, _renewal_key(name), {"state": "cancelled", "cancelled_at": iso(self.clock())})
+            self.journal.merge(vault.name, renewal_key(name), {"state": "cancelled", "cancelled_at": iso(self.clock())})
         self.journal.append_history(vault.name, name, "operation-cancelled", detail, self.clock())
 
     # Steps ----------------------------------------------------------------------------------------------
@@ -242,7 +217,7 @@ class RenewalService:
         if expires_on is None:
             # The latest version is pending, failed or cancelled. An open renewal is the operation
             # check's work; anything else gets a look, so a failed renewal is retried in time.
-            entry = self.journal.read(vault.name, _renewal_key(properties.name))
+            entry = self.journal.read(vault.name, renewal_key(properties.name))
             return not (entry and entry[0].get("state") in OPEN_STATES)
         if not enabled or str(tags.get(decisions.MODE_TAG, "")).lower() == "off":
             return False
@@ -254,7 +229,7 @@ class RenewalService:
         due_at = due_time(view, self.settings.renewal_window_days)
         if due_at is None or now < due_at:
             return False
-        entry = self.journal.read(vault.name, _renewal_key(properties.name))
+        entry = self.journal.read(vault.name, renewal_key(properties.name))
         if entry and entry[0].get("from_version") == properties.version and entry[0].get("state") in OPEN_STATES:
             # The timer's operation check covers it, and a second create would get 409.
             return False
@@ -291,18 +266,18 @@ class RenewalService:
                 self._release(vault, certificate.name)
                 raise
         except KeyVaultError as exc:
-            self._record_failure(outcome, vault, certificate, claim, exc.code, str(exc))
+            self.announce.failure(outcome, vault, certificate, claim, exc.code, str(exc))
             return
         except BaseException:
             self._release(vault, certificate.name)
             raise
 
         claim.update(state="started", request_id=operation.request_id, started_at=iso(self.clock()))
-        self.journal.merge(vault.name, _renewal_key(certificate.name), claim)
+        self.journal.merge(vault.name, renewal_key(certificate.name), claim)
         self.journal.append_history(
             vault.name, certificate.name, "renewal-started", f"{decision.reason}; operation {operation.status}", self.clock()
         )
-        self._announce_started(outcome, vault, certificate, claim, operation)
+        self.announce.started(outcome, vault, certificate, claim, operation)
 
     def _claim_renewal(
         self, vault: VaultConfig, certificate: CertificateView, kind: str, decision: Decision, force: bool
@@ -311,7 +286,7 @@ class RenewalService:
 
         Returns None when another delivery has a fresh claim, or when the renewal failed recently.
         """
-        key = _renewal_key(certificate.name)
+        key = renewal_key(certificate.name)
         now = self.clock()
         claim = {
             "state": "claimed",
@@ -337,7 +312,7 @@ class RenewalService:
             if state == "claimed" and not self._is_stale(fields.get("claimed_at")):
                 logger.info("certificate=%s vault=%s: another delivery is starting this renewal", certificate.name, vault.name)
                 return None
-            if state == "failed" and now - _parse_time(fields.get("failed_at")) < RETRY_FAILED_AFTER:
+            if state == "failed" and now - parse_time(fields.get("failed_at")) < RETRY_FAILED_AFTER:
                 logger.info(
                     "certificate=%s vault=%s: the last renewal failed at %s; the next try is after %s",
                     certificate.name, vault.name, fields.get("failed_at"), RETRY_FAILED_AFTER,
@@ -347,23 +322,23 @@ class RenewalService:
 
     def _is_stale(self, claimed_at: object) -> bool:
         """Return True when a claim or a started renewal is old enough that its delivery must have died."""
-        return self.clock() - _parse_time(claimed_at) >= STALE_CLAIM_AFTER
+        return self.clock() - parse_time(claimed_at) >= STALE_CLAIM_AFTER
 
     def _release(self, vault: VaultConfig, name: str) -> None:
         """Give a claim back after a transient failure, so the redelivery can take it at once."""
-        self.journal.merge(vault.name, _renewal_key(name), {"state": "released"})
+        self.journal.merge(vault.name, renewal_key(name), {"state": "released"})
 
     def _resume(self, outcome: Outcome, vault: VaultConfig, certificate: CertificateView, entry: dict) -> None:
         if entry.get("state") == "started":
             operation = self.vaults.get_operation(vault, certificate.name)
             if operation is not None:
-                self._announce_started(outcome, vault, certificate, entry, operation)
+                self.announce.started(outcome, vault, certificate, entry, operation)
         else:
             logger.info("certificate=%s vault=%s: renewal already started and announced", certificate.name, vault.name)
 
     def _follow_pending(self, vault: VaultConfig, certificate: CertificateView, operation: OperationView) -> Outcome:
         """Follow a pending operation: one this app started, or one started outside it (a person, a script)."""
-        entry = self.journal.read(vault.name, _renewal_key(certificate.name))
+        entry = self.journal.read(vault.name, renewal_key(certificate.name))
         if entry and entry[0].get("state") in OPEN_STATES:
             return self._check_operation(vault, entry[0])
 
@@ -381,8 +356,8 @@ class RenewalService:
         }
         current = entry[1] if entry else None
         claimed = (
-            self.journal.replace(vault.name, _renewal_key(certificate.name), adopted, current)
-            if current else self.journal.insert(vault.name, _renewal_key(certificate.name), adopted)
+            self.journal.replace(vault.name, renewal_key(certificate.name), adopted, current)
+            if current else self.journal.insert(vault.name, renewal_key(certificate.name), adopted)
         )
         if not claimed:
             return Outcome()
@@ -411,283 +386,27 @@ class RenewalService:
             outcome.decisions.append((vault.name, name, Decision(decisions.SKIP, "the operation is in progress")))
             certificate = self.vaults.get_certificate(vault, name) if entry.get("state") == "started" else None
             if certificate is not None:
-                self._announce_started(outcome, vault, certificate, entry, operation)
+                self.announce.started(outcome, vault, certificate, entry, operation)
             if entry.get("kind") == OTHER_CA:
-                self._remind_csr(outcome, vault, entry, operation)
+                self.announce.csr_reminder(outcome, vault, entry, operation)
             return outcome
 
         certificate = self.vaults.get_certificate(vault, name)
         if certificate is None:
-            self.journal.merge(vault.name, _renewal_key(name), {"state": "gone"})
+            self.journal.merge(vault.name, renewal_key(name), {"state": "gone"})
             return outcome
         status = operation.status.lower() if operation else "deleted"
         outcome.decisions.append((vault.name, name, Decision(decisions.SKIP, f"the operation is {status}")))
         if operation is not None and status in ("failed", "cancelled"):
             failed_from = self._newest_completed(vault, certificate) if certificate.expires_on is None else certificate
-            self._record_failure(outcome, vault, failed_from or certificate, entry, operation.error_code,
+            self.announce.failure(outcome, vault, failed_from or certificate, entry, operation.error_code,
                                  operation.error_message or f"The certificate operation was {status}.")
         elif certificate.expires_on is not None and certificate.version != entry.get("from_version"):
-            self._announce_renewed(outcome, vault, certificate, entry, entry.get("started_by", "certrenew"))
+            self.announce.renewed(outcome, vault, certificate, entry, entry.get("started_by", "certrenew"))
         elif operation is None:
-            self._record_failure(outcome, vault, certificate, entry, "PendingCertificateNotFound",
+            self.announce.failure(outcome, vault, certificate, entry, "PendingCertificateNotFound",
                                  "The pending operation was deleted before a new version was made.")
         return outcome
-
-    # Notices --------------------------------------------------------------------------------------------
-
-    def _announce_started(
-        self, outcome: Outcome, vault: VaultConfig, certificate: CertificateView, entry: dict, operation: OperationView
-    ) -> None:
-        certificate = _version_in_use(certificate, entry)
-        kind = entry.get("kind", OTHER_CA)
-        waiting_for_person = kind == OTHER_CA and operation.in_progress
-        notice_kind = kinds.CSR_WAITING if waiting_for_person else kinds.RENEWAL_STARTED
-        if waiting_for_person:
-            summary = f"A CSR for {certificate.name} in {vault.name} is waiting for your CA's signature."
-            next_step = (
-                "Send the attached CSR to your certificate authority, then merge the signed certificate into this "
-                f"same pending request: certrenew merge --vault {vault.name} {certificate.name} SIGNED.pem, or "
-                "Merge Signed Request in the Azure portal. A certificate signed for any other CSR will not match the key."
-            )
-        else:
-            issuer_label = "integrated CA" if kind == INTEGRATED_CA else "Key Vault"
-            summary = f"Renewal of {certificate.name} in {vault.name} has started."
-            next_step = f"Nothing to do: the {issuer_label} issues the new version and you get an email when it is there."
-
-
-        renewal = RenewalInfo(
-            started_by="certrenew",
-            operation_status=operation.status,
-            request_id=operation.request_id,
-            autorenew_missed=bool(entry.get("autorenew_missed")),
-            previous_version=entry.get("from_version"),
-            previous_expires_on=entry.get("from_expires_on"),
-            previous_thumbprint=entry.get("from_thumbprint"),
-        )
-        if entry.get("autorenew_missed"):
-            summary += " Key Vault's AutoRenew did not renew it, so this app did."
-
-        days_left = _days_left(certificate.expires_on, self.clock())
-        notice = self._notice(
-            notice_kind, vault, certificate, kind, summary, next_step,
-            discriminator=entry.get("from_version", ""), renewal=renewal,
-            csr_pem=operation.csr_pem if waiting_for_person else None,
-            next_reminder=self._next_reminder(certificate.expires_on, days_left) if waiting_for_person else None,
-        )
-        if not self.journal.claim_notice(vault.name, notice.id, notice.kind, self.clock()):
-            logger.info("certificate=%s vault=%s: renewal already announced", certificate.name, vault.name)
-            return
-        if waiting_for_person:
-            self._skip_reminder_reached(vault, certificate.name, entry.get("from_version"), days_left)
-        self.sink.emit(notice)
-        outcome.notices.append(notice)
-        self.journal.merge(vault.name, _renewal_key(certificate.name), {"state": "announced", "announced_at": iso(self.clock())})
-
-    def _announce_renewed(
-        self, outcome: Outcome, vault: VaultConfig, certificate: CertificateView, entry: dict, started_by: str
-    ) -> None:
-        kind = self.vaults.certificate_kind(vault, certificate.policy)
-        if not self.journal.claim_notice(vault.name, notice_id(kinds.RENEWED, vault.name, certificate.certificate_id),
-                                         kinds.RENEWED, self.clock()):
-            logger.info("certificate=%s vault=%s: renewal of version %s already announced", certificate.name,
-                        vault.name, certificate.version)
-            self._close_renewal(vault, certificate)
-            return
-        renewal = RenewalInfo(
-            started_by=started_by,
-            operation_status="completed",
-            request_id=entry.get("request_id"),
-            autorenew_missed=bool(entry.get("autorenew_missed")),
-            previous_version=entry.get("from_version"),
-            previous_expires_on=entry.get("from_expires_on"),
-            previous_thumbprint=entry.get("from_thumbprint"),
-            new_version=certificate.version,
-            new_expires_on=iso(certificate.expires_on),
-            new_thumbprint=certificate.thumbprint,
-        )
-        summary = (
-            f"{certificate.name} in {vault.name} was renewed: the new version expires on "
-            f"{certificate.expires_on:%Y-%m-%d}." if certificate.expires_on else f"{certificate.name} was renewed."
-        )
-        next_step = "Services that load the latest version pick it up; restart or redeploy those that pin a version."
-        notice = self._notice(kinds.RENEWED, vault, certificate, kind, summary, next_step,
-                              discriminator=certificate.version, renewal=renewal)
-        self.sink.emit(notice)
-        outcome.notices.append(notice)
-        self.journal.append_history(vault.name, certificate.name, "renewed", f"new version {certificate.version}", self.clock())
-        self._close_renewal(vault, certificate)
-
-    def _close_renewal(self, vault: VaultConfig, certificate: CertificateView) -> None:
-        entry = self.journal.read(vault.name, _renewal_key(certificate.name))
-        if entry and entry[0].get("state") in OPEN_STATES + ("claimed",) and entry[0].get("from_version") != certificate.version:
-            self.journal.merge(vault.name, _renewal_key(certificate.name),
-                               {"state": "completed", "new_version": certificate.version, "completed_at": iso(self.clock())})
-
-    def _record_failure(
-        self, outcome: Outcome, vault: VaultConfig, certificate: CertificateView, entry: dict,
-        code: str | None, message: str,
-    ) -> None:
-        kind = entry.get("kind") or self.vaults.certificate_kind(vault, certificate.policy)
-        remedy = remedy_for(code, message, certificate)
-        self.journal.merge(vault.name, _renewal_key(certificate.name),
-                           {**entry, "state": "failed", "failed_at": iso(self.clock()), "error_code": code,
-                            "error_message": message})
-        self.journal.append_history(vault.name, certificate.name, "renewal-failed", f"{code}: {message}", self.clock())
-        logger.error("Renewal failed: certificate=%s vault=%s code=%s: %s", certificate.name, vault.name, code, message)
-        next_try = self.clock() + RETRY_FAILED_AFTER
-        notice = self._notice(
-            kinds.RENEWAL_FAILED, vault, certificate, kind,
-            f"Renewal of {certificate.name} in {vault.name} failed: {code or 'error'}.",
-            f"{remedy} The app tries again after {next_try:%Y-%m-%d %H:%M} UTC.",
-            discriminator=f"{entry.get('from_version')}|{entry.get('request_id')}|{code}",
-            renewal=RenewalInfo(started_by="certrenew", operation_status="failed", request_id=entry.get("request_id"),
-                                previous_version=entry.get("from_version")),
-            error=ErrorInfo(code=code, message=message, remedy=remedy),
-        )
-        if self.journal.claim_notice(vault.name, notice.id, notice.kind, self.clock()):
-            self.sink.emit(notice)
-            outcome.notices.append(notice)
-
-    def _notify_once(
-        self, outcome: Outcome, vault: VaultConfig, certificate: CertificateView, kind: str, mode: str,
-        notice_kind: str, reason: str,
-    ) -> None:
-        if self.settings.dry_run:
-            return
-        expired_on = f"{certificate.expires_on:%Y-%m-%d %H:%M} UTC" if certificate.expires_on else "an unknown date"
-        summary = f"{certificate.name} in {vault.name} expired on {expired_on}."
-        next_step = {
-            "notify": "Renew it by hand now: services that use it are failing TLS handshakes.",
-            "csr": "A new CSR is waiting or will be made; get it signed and merge it as soon as you can.",
-        }.get(mode, "The app is renewing it; you get an email when the new version is there.")
-        notice = self._notice(notice_kind, vault, certificate, kind, summary, next_step, discriminator=certificate.version)
-        if self.journal.claim_notice(vault.name, notice.id, notice_kind, self.clock()):
-            self.sink.emit(notice)
-            outcome.notices.append(notice)
-            self.journal.append_history(vault.name, certificate.name, notice_kind, reason, self.clock())
-
-    def _notify_manual_renewal(
-        self, outcome: Outcome, vault: VaultConfig, certificate: CertificateView, kind: str, mode: str
-    ) -> None:
-        if self.settings.dry_run or (certificate.expires_on and self.clock() >= certificate.expires_on):
-            # Once expired, the expired notice covers it, so reminders stop.
-            return
-        days_left = _days_left(certificate.expires_on, self.clock())
-        notice_kind, discriminator = kinds.MANUAL_RENEWAL_DUE, certificate.version
-        threshold = _reminder_threshold(days_left, self.settings.reminder_days)
-        first = notice_id(kinds.MANUAL_RENEWAL_DUE, vault.name, certificate.name, certificate.version)
-        if self.journal.read(vault.name, f"notice~{first}") is not None:
-            if threshold is None:
-                return
-            notice_kind, discriminator = kinds.REMINDER, f"{certificate.version}|{threshold}"
-        else:
-            self._skip_reminder_reached(vault, certificate.name, certificate.version, days_left)
-        summary = f"{certificate.name} in {vault.name} expires in {days_left} days and must be renewed by hand."
-        next_step = "Renew it in Key Vault (or set tag certrenew-mode to renew to let this app do it)."
-        notice = self._notice(notice_kind, vault, certificate, kind, summary, next_step, discriminator=discriminator,
-                              next_reminder=self._next_reminder(certificate.expires_on, days_left))
-        if self.journal.claim_notice(vault.name, notice.id, notice_kind, self.clock()):
-            self.sink.emit(notice)
-            outcome.notices.append(notice)
-
-    def _skip_reminder_reached(self, vault: VaultConfig, name: str, version: str | None, days_left: int | None) -> None:
-        """Mark the reminder of the threshold already reached as sent, so the first notice is not followed by one."""
-        threshold = _reminder_threshold(days_left, self.settings.reminder_days)
-        if threshold is not None:
-            reminder = notice_id(kinds.REMINDER, vault.name, name, f"{version}|{threshold}")
-            self.journal.claim_notice(vault.name, reminder, kinds.REMINDER, self.clock())
-
-    def _remind_csr(self, outcome: Outcome, vault: VaultConfig, entry: dict, operation: OperationView) -> None:
-        expires_on = _parse_time(entry.get("from_expires_on")) if entry.get("from_expires_on") else None
-        days_left = _days_left(expires_on, self.clock())
-        threshold = _reminder_threshold(days_left, self.settings.reminder_days)
-        if threshold is None or self.settings.dry_run:
-            return
-        certificate = self.vaults.get_certificate(vault, entry["certificate"])
-        if certificate is None:
-            return
-        certificate = _version_in_use(certificate, entry)
-        if days_left is not None and days_left < 0:
-            self._announce_expired_while_waiting(outcome, vault, certificate, entry, operation)
-            return
-        summary = (
-            f"Reminder: the CSR for {certificate.name} in {vault.name} is still waiting for a signature; the "
-            f"certificate expires in {days_left} days."
-        )
-        next_step = (
-            "Get the attached CSR signed by your CA and merge the result into the pending request "
-            f"(certrenew merge --vault {vault.name} {certificate.name} SIGNED.pem)."
-        )
-        notice = self._notice(
-            kinds.REMINDER, vault, certificate, OTHER_CA, summary, next_step,
-            discriminator=f"{entry.get('from_version')}|{threshold}", csr_pem=operation.csr_pem,
-            next_reminder=self._next_reminder(expires_on, days_left),
-        )
-        if self.journal.claim_notice(vault.name, notice.id, kinds.REMINDER, self.clock()):
-            self.sink.emit(notice)
-            outcome.notices.append(notice)
-
-    def _announce_expired_while_waiting(
-        self, outcome: Outcome, vault: VaultConfig, certificate: CertificateView, entry: dict, operation: OperationView
-    ) -> None:
-        summary = (
-            f"{certificate.name} in {vault.name} expired on {entry.get('from_expires_on')} while its CSR was "
-            "still waiting for a signature."
-        )
-        next_step = (
-            "Get the attached CSR signed now and merge the result into the pending request "
-            f"(certrenew merge --vault {vault.name} {certificate.name} SIGNED.pem)."
-        )
-        notice = self._notice(kinds.EXPIRED, vault, certificate, OTHER_CA, summary, next_step,
-                              discriminator=str(entry.get("from_version")), csr_pem=operation.csr_pem)
-        if self.journal.claim_notice(vault.name, notice.id, kinds.EXPIRED, self.clock()):
-            self.sink.emit(notice)
-            outcome.notices.append(notice)
-
-    def _next_reminder(self, expires_on: datetime | None, days_left: int | None) -> str | None:
-        if expires_on is None or days_left is None:
-            return None
-        later = [days for days in self.settings.reminder_days if days < days_left]
-        return iso(expires_on - timedelta(days=max(later))) if later else None
-
-    def _notice(
-        self, notice_kind: str, vault: VaultConfig, certificate: CertificateView, kind: str, summary: str,
-        next_step: str, discriminator: str, renewal: RenewalInfo | None = None, error: ErrorInfo | None = None,
-        csr_pem: str | None = None, next_reminder: str | None = None,
-    ) -> Notice:
-        mode, _ = effective_mode(certificate.tags, kind, self.settings.default_modes)
-        owners = [owner.strip() for owner in certificate.tags.get(OWNERS_TAG, "").split(",") if owner.strip()]
-        info = CertificateInfo(
-            name=certificate.name,
-            version=certificate.version,
-            kind=kind,
-            issuer=certificate.policy.issuer_name if certificate.policy else "Unknown",
-            mode=mode,
-            subject=certificate.subject,
-            dns_names=list(certificate.dns_names),
-            enabled=certificate.enabled,
-            expires_on=iso(certificate.expires_on),
-            days_left=_days_left(certificate.expires_on, self.clock()),
-            thumbprint=certificate.thumbprint,
-            certificate_id=certificate.certificate_id,
-            portal_url=portal_url(certificate.certificate_id),
-            owners=owners,
-        )
-        return Notice(
-            id=notice_id(notice_kind, vault.name, certificate.name, discriminator),
-            kind=notice_kind,
-            created=iso(self.clock()) or "",
-            vault_name=vault.name,
-            vault_url=vault.url,
-            certificate=info,
-            summary=summary,
-            next_step=next_step,
-            renewal=renewal,
-            error=error,
-            csr_pem=csr_pem,
-            next_reminder=next_reminder,
-            dry_run=self.settings.dry_run,
-        )
 
     def _previous_version(self, vault: VaultConfig, certificate: CertificateView) -> CertificateView | None:
         """Return the version made just before the current one, from the version list."""
@@ -706,43 +425,3 @@ class RenewalService:
             thumbprint=newest.x509_thumbprint.hex().upper() if newest.x509_thumbprint else None,
             subject=None, dns_names=(), tags=newest.tags or {}, policy=None,
         )
-
-
-def _version_in_use(certificate: CertificateView, entry: dict) -> CertificateView:
-    """Return the certificate as its users see it: while a new version is pending, the version it replaces."""
-    if certificate.expires_on is not None or not entry.get("from_expires_on"):
-        return certificate
-    return replace(
-        certificate,
-        version=entry.get("from_version") or certificate.version,
-        expires_on=_parse_time(entry["from_expires_on"]),
-        thumbprint=entry.get("from_thumbprint"),
-    )
-
-
-def _renewal_key(name: str) -> str:
-    return f"renewal~{name.lower()}"
-
-
-def _thumbprint_of(certificate: CertificateView) -> str | None:
-    return certificate.thumbprint
-
-
-def _parse_time(value: object) -> datetime:
-    if not value:
-        return datetime.min.replace(tzinfo=timezone.utc)
-    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-
-
-def _days_left(expires_on: datetime | None, now: datetime) -> int | None:
-    if expires_on is None:
-        return None
-    return int((expires_on - now).total_seconds() // 86400)
-
-
-def _reminder_threshold(days_left: int | None, reminder_days: Iterable[int]) -> int | None:
-    """Return the smallest reminder day that days_left has reached, or None."""
-    if days_left is None:
-        return None
-    reached = [days for days in reminder_days if days_left <= days]
-    return min(reached) if reached else None

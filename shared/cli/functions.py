@@ -13,7 +13,7 @@ from shared.errors import RejectedEvent
 from shared.events import SUBSCRIPTIONS, load_event_file
 from shared.handlers import handle_event_dicts
 from shared.journal import DryRunJournal
-from shared.renewal import Outcome
+from shared.outcome import Outcome
 
 
 def register(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
