@@ -84,7 +84,11 @@ def log_invalid_settings() -> None:
 
 
 def _queue_messages(dry_run: bool, sink: NoticeSink) -> list[str]:
-    """Return the messages for the notice queue: none in a dry run, which only logs what it would send."""
+    """Return the messages for the notice queue: none in a dry run, which only logs what it would send.
+
+    NOTE: the journal already counts these notices as sent. The host writes the output binding after the
+    function returns, so a notice is lost if that write fails; neither a redelivery nor the timer resends it.
+    """
     if dry_run:
         for notice in sink.notices:
             logger.info("Dry run: would queue notice=%s kind=%s certificate=%s", notice.id, notice.kind,
