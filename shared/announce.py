@@ -55,14 +55,14 @@ class Announcer:
         if waiting_for_person:
             summary = f"A CSR for {certificate.name} in {vault.name} is waiting for your CA's signature."
             next_step = (
-                "Send the attached CSR to your certificate authority, then merge the signed certificate into this "
-                f"same pending request: certrenew merge --vault {vault.name} {certificate.name} SIGNED.pem, or "
-                "Merge Signed Request in the Azure portal. A certificate signed for any other CSR will not match the key."
+                f"Get the CSR (attached to the email, or from certrenew csr --vault {vault.name} {certificate.name}) "
+                "signed by your certificate authority, then merge the result into this same pending request with "
+                f"certrenew merge --vault {vault.name} {certificate.name} SIGNED.pem or in the Azure portal."
             )
         else:
-            issuer_label = "integrated CA" if kind == INTEGRATED_CA else "Key Vault"
+            issuer_label = "The integrated CA" if kind == INTEGRATED_CA else "Key Vault"
             summary = f"Renewal of {certificate.name} in {vault.name} has started."
-            next_step = f"Nothing to do: the {issuer_label} issues the new version and you get an email when it is there."
+            next_step = f"Nothing to do. {issuer_label} issues the new version, and you get an email when it is there."
 
         renewal = RenewalInfo(
             started_by="certrenew",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any, Iterable
 
 from shared.errors import RejectedEvent, SettingsError
@@ -75,8 +76,12 @@ def log_invalid_settings() -> None:
     """Log an error when the app settings are invalid, so the host's start-up log names the setting to fix.
 
     It does not raise, because the host must still load the functions: each invocation then fails with the
-    same message, and Event Grid and the queue deliver again once the setting is fixed.
+    same message, and Event Grid and the queue deliver again once the setting is fixed. Outside a Functions
+    host (FUNCTIONS_WORKER_RUNTIME unset), as in the tests, the demo and the CLI, it checks nothing, because
+    those set their settings after loading the app.
     """
+    if not os.environ.get("FUNCTIONS_WORKER_RUNTIME"):
+        return
     try:
         load_settings()
     except SettingsError as exc:

@@ -170,7 +170,8 @@ class SqliteJournal(Journal):
             query += " AND vault = ?"
             parameters.append(vault.lower())
         if certificate:
-            query += " AND certificate = ?"
+            # Key Vault names are case-insensitive, and a person may type one in another case.
+            query += " AND lower(certificate) = lower(?)"
             parameters.append(certificate)
         query += " ORDER BY at DESC, id DESC LIMIT ?"
         parameters.append(limit)
@@ -267,12 +268,12 @@ class TableJournal(Journal):
 
     def append_history(self, vault: str, certificate: str, action: str, detail: str, at: datetime) -> None:
         inverted = 10**13 - int(at.timestamp() * 1000)
-        key = f"history~{certificate}~{inverted:013d}~{uuid.uuid4().hex[:8]}"
+        key = f"history~{certificate.lower()}~{inverted:013d}~{uuid.uuid4().hex[:8]}"
         record = {"certificate": certificate, "action": action, "detail": detail, "at": at.isoformat()}
         self._call(lambda: self._table.create_entity(self._entity(vault, key, record)))
 
     def history(self, vault: str | None = None, certificate: str | None = None, limit: int = 100) -> list[dict]:
-        prefix = f"history~{certificate}~" if certificate else "history~"
+        prefix = f"history~{certificate.lower()}~" if certificate else "history~"
         query = "RowKey ge @low and RowKey lt @high"
         parameters: dict[str, Any] = {"low": prefix, "high": prefix + "\uffff"}
         if vault:

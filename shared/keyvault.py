@@ -392,6 +392,11 @@ def call_keyvault(call: Any, what: str) -> Any:
     try:
         return call()
     except (ServiceRequestError, ServiceResponseError) as exc:
+        if "CERTIFICATE_VERIFY_FAILED" in str(exc):
+            raise KeyVaultUnavailable(
+                f"The TLS certificate of Key Vault failed verification for {what}: {exc}. For a local emulator, "
+                "set CERTRENEW_KEYVAULT_CA_BUNDLE to the CA bundle path it printed."
+            ) from exc
         raise KeyVaultUnavailable(f"No response from Key Vault for {what}: {exc}") from exc
     except HttpResponseError as exc:
         raise classify_error(exc, what) from exc

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+import warnings
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -229,7 +230,7 @@ def _load_pem(data: bytes, source: str) -> list[x509.Certificate]:
             if label in CERTIFICATE_LABELS:
                 certificates.append(x509.load_pem_x509_certificate(_relabel(block, label)))
             elif label in PKCS7_LABELS:
-                certificates.extend(pkcs7.load_pem_pkcs7_certificates(_relabel(block, label, "PKCS7")))
+                certificates.extend(_load_pkcs7(_relabel(block, label, "PKCS7"), pem=True))
             else:
                 raise MergeInputError(f"{source} contains a PEM block of type {label}, which is not a certificate.")
         except ValueError as exc:
@@ -245,7 +246,7 @@ def _load_der(data: bytes, source: str) -> list[x509.Certificate]:
     except ValueError:
         pass
     try:
-        return list(pkcs7.load_der_pkcs7_certificates(data))
+        return _load_pkcs7(data, pem=False)
     except ValueError as exc:
         raise MergeInputError(
             f"{source} is DER but neither a certificate nor a PKCS#7 bundle of certificates ({exc}). "
@@ -349,3 +350,16 @@ def _host_matches(pattern: str, name: str) -> bool:
         head, _, rest = name.partition(".")
         return bool(head) and rest == pattern[2:]
     return False
+
+
+def _load_pkcs7(data: bytes, pem: bool) -> list[x509.Certificate]:
+    """Read the certificates of a PKCS#7 file. BER encoding, which OpenSSL's crl2pkcs7 writes, is accepted.
+
+    cryptography warns when it falls back from DER to BER. The fallback is what CAs need, so the warning is
+    not shown to the operator.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="PKCS#7 certificates could not be parsed as DER")
+        if pem:
+            return list(pkcs7.load_pem_pkcs7_certificates(data))
+        return list(pkcs7.load_der_pkcs7_certificates(data))

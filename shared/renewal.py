@@ -81,6 +81,7 @@ class RenewalService:
         certificate = self.vaults.get_certificate(vault, name)
         if certificate is None:
             logger.warning("certificate=%s vault=%s was not found; it may have been deleted", name, vault.name)
+            outcome.decisions.append((vault.name, name, Decision(decisions.SKIP, "not found in the vault")))
             return outcome
 
         entry = self.journal.read(vault.name, renewal_key(name))

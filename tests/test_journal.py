@@ -73,3 +73,12 @@ def test_history_is_newest_first_and_filters(journal):
 
     assert [row["action"] for row in web] == ["renewed", "renewal-started"]
     assert journal.history()[0]["certificate"] == "api"
+
+
+def test_history_matches_certificate_name_in_any_case(journal):
+    journal.append_history("contoso-certs", "External-CA", "merged", "signed certificate merged", NOW)
+
+    rows = journal.history("contoso-certs", "external-ca")
+
+    assert [row["action"] for row in rows] == ["merged"]
+    assert rows[0]["certificate"] == "External-CA"

@@ -82,6 +82,7 @@ def test_readme_documents_every_setting():
 
 
 def test_invalid_setting_is_logged_when_app_loads(monkeypatch, caplog):
+    monkeypatch.setenv("FUNCTIONS_WORKER_RUNTIME", "python")
     monkeypatch.setenv("CERTRENEW_VAULTS", "https://a-vault.vault.azure.net")
     monkeypatch.setenv("CERTRENEW_REMINDER_DAYS", "x")
 

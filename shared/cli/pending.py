@@ -73,11 +73,11 @@ def run_renew(args: argparse.Namespace) -> int:
     vault = resolve_vault(runtime, args.vault)
     name = check_certificate_name(args.name)
 
-    outcome = runtime.service().process_certificate(vault, name, force=args.force)
-
-    if not outcome.decisions and runtime.vaults.get_certificate(vault, name) is None:
+    if runtime.vaults.get_certificate(vault, name) is None:
         raise CommandError(f"Certificate {name} was not found in vault {vault.name}. Check the name with "
                            f"certrenew status --vault {vault.name}.")
+    outcome = runtime.service().process_certificate(vault, name, force=args.force)
+
     for _, _, decision in outcome.decisions:
         print(f"{decision.action}: {decision.reason}")
     for notice in outcome.notices:
@@ -191,6 +191,11 @@ def _pending_operation(runtime: Runtime, vault: VaultConfig, name: str, in_progr
     operation = runtime.vaults.get_operation(vault, name)
     start = f"Start one with certrenew renew --vault {vault.name} {name} --force."
     if operation is None:
+        if runtime.vaults.get_certificate(vault, name) is None:
+            raise CommandError(
+                f"Certificate {name} was not found in vault {vault.name}. Check the name with "
+                f"certrenew status --vault {vault.name}."
+            )
         raise CommandError(f"Certificate {name} in vault {vault.name} has no pending operation. {start}")
     if in_progress and not operation.in_progress:
         raise CommandError(
