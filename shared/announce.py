@@ -83,13 +83,11 @@ class Announcer:
             csr_pem=operation.csr_pem if waiting_for_person else None,
             next_reminder=self._next_reminder(certificate.expires_on, days_left) if waiting_for_person else None,
         )
-        if not self.journal.claim_notice(vault.name, notice.id, notice.kind, self.clock()):
+        if not self._emit_once(outcome, vault, notice):
             logger.info("certificate=%s vault=%s: renewal already announced", certificate.name, vault.name)
             return
         if waiting_for_person:
             self._skip_reminder_reached(vault, certificate.name, entry.get("from_version"), days_left)
-        self.sink.emit(notice)
-        outcome.notices.append(notice)
         self.journal.merge(vault.name, renewal_key(certificate.name), {"state": "announced", "announced_at": iso(self.clock())})
 
     def renewed(
@@ -97,12 +95,6 @@ class Announcer:
     ) -> None:
         """Announce the certificate's new version once, and close the renewal in the journal."""
         kind = self.vaults.certificate_kind(vault, certificate.policy)
-        if not self.journal.claim_notice(vault.name, notice_id(kinds.RENEWED, vault.name, certificate.certificate_id),
-                                         kinds.RENEWED, self.clock()):
-            logger.info("certificate=%s vault=%s: renewal of version %s already announced", certificate.name,
-                        vault.name, certificate.version)
-            self._close_renewal(vault, certificate)
-            return
         renewal = RenewalInfo(
             started_by=started_by,
             operation_status="completed",
@@ -122,8 +114,11 @@ class Announcer:
         next_step = "Services that load the latest version pick it up; restart or redeploy those that pin a version."
         notice = self._notice(kinds.RENEWED, vault, certificate, kind, summary, next_step,
                               discriminator=certificate.version, renewal=renewal)
-        self.sink.emit(notice)
-        outcome.notices.append(notice)
+        if not self._emit_once(outcome, vault, notice):
+            logger.info("certificate=%s vault=%s: renewal of version %s already announced", certificate.name,
+                        vault.name, certificate.version)
+            self._close_renewal(vault, certificate)
+            return
         self.journal.append_history(vault.name, certificate.name, "renewed", f"new version {certificate.version}", self.clock())
         self._close_renewal(vault, certificate)
 
@@ -155,9 +150,7 @@ class Announcer:
                                 previous_version=entry.get("from_version")),
             error=ErrorInfo(code=code, message=message, remedy=remedy),
         )
-        if self.journal.claim_notice(vault.name, notice.id, notice.kind, self.clock()):
-            self.sink.emit(notice)
-            outcome.notices.append(notice)
+        self._emit_once(outcome, vault, notice)
 
     def expired(
         self, outcome: Outcome, vault: VaultConfig, certificate: CertificateView, kind: str, mode: str, reason: str
@@ -173,9 +166,7 @@ class Announcer:
             "csr": "A new CSR is waiting or will be made; get it signed and merge it as soon as you can.",
         }.get(mode, "The app is renewing it; you get an email when the new version is there.")
         notice = self._notice(notice_kind, vault, certificate, kind, summary, next_step, discriminator=certificate.version)
-        if self.journal.claim_notice(vault.name, notice.id, notice_kind, self.clock()):
-            self.sink.emit(notice)
-            outcome.notices.append(notice)
+        if self._emit_once(outcome, vault, notice):
             self.journal.append_history(vault.name, certificate.name, notice_kind, reason, self.clock())
 
     def manual_renewal_due(
@@ -199,9 +190,7 @@ class Announcer:
         next_step = "Renew it in Key Vault (or set tag certrenew-mode to renew to let this app do it)."
         notice = self._notice(notice_kind, vault, certificate, kind, summary, next_step, discriminator=discriminator,
                               next_reminder=self._next_reminder(certificate.expires_on, days_left))
-        if self.journal.claim_notice(vault.name, notice.id, notice_kind, self.clock()):
-            self.sink.emit(notice)
-            outcome.notices.append(notice)
+        self._emit_once(outcome, vault, notice)
 
     def _skip_reminder_reached(self, vault: VaultConfig, name: str, version: str | None, days_left: int | None) -> None:
         """Mark the reminder of the threshold already reached as sent, so the first notice is not followed by one."""
@@ -237,9 +226,7 @@ class Announcer:
             discriminator=f"{entry.get('from_version')}|{threshold}", csr_pem=operation.csr_pem,
             next_reminder=self._next_reminder(expires_on, days_left),
         )
-        if self.journal.claim_notice(vault.name, notice.id, kinds.REMINDER, self.clock()):
-            self.sink.emit(notice)
-            outcome.notices.append(notice)
+        self._emit_once(outcome, vault, notice)
 
     def _expired_while_waiting(
         self, outcome: Outcome, vault: VaultConfig, certificate: CertificateView, entry: dict, operation: OperationView
@@ -254,9 +241,18 @@ class Announcer:
         )
         notice = self._notice(kinds.EXPIRED, vault, certificate, OTHER_CA, summary, next_step,
                               discriminator=str(entry.get("from_version")), csr_pem=operation.csr_pem)
-        if self.journal.claim_notice(vault.name, notice.id, kinds.EXPIRED, self.clock()):
-            self.sink.emit(notice)
-            outcome.notices.append(notice)
+        self._emit_once(outcome, vault, notice)
+
+    def _emit_once(self, outcome: Outcome, vault: VaultConfig, notice: Notice) -> bool:
+        """Queue a notice unless the journal shows it was queued before. Returns whether it was queued.
+
+        The journal keeps the message, so the timer can queue it again if it never reaches the email function.
+        """
+        if not self.journal.claim_notice(vault.name, notice.id, notice.kind, self.clock(), notice.to_json()):
+            return False
+        self.sink.emit(notice)
+        outcome.notices.append(notice)
+        return True
 
     def _next_reminder(self, expires_on: datetime | None, days_left: int | None) -> str | None:
         if expires_on is None or days_left is None:

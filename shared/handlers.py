@@ -91,8 +91,9 @@ def log_invalid_settings() -> None:
 def _queue_messages(dry_run: bool, sink: NoticeSink) -> list[str]:
     """Return the messages for the notice queue: none in a dry run, which only logs what it would send.
 
-    NOTE: the journal already counts these notices as sent. The host writes the output binding after the
-    function returns, so a notice is lost if that write fails; neither a redelivery nor the timer resends it.
+    The journal already counts these notices as queued, and the host writes the output binding only after the
+    function returns. If that write fails, the timer queues the notice again once it is overdue at the email
+    function (RenewalService.resend_lost_notices).
     """
     if dry_run:
         for notice in sink.notices:

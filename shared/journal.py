@@ -40,6 +40,16 @@ def renewal_key(name: str) -> str:
     return f"renewal~{name.lower()}"
 
 
+def notice_key(notice_id: str) -> str:
+    """Return the journal key that records a notice as queued (or skipped)."""
+    return f"notice~{notice_id}"
+
+
+def email_key(notice_id: str) -> str:
+    """Return the journal key that the email function keeps for a notice's email."""
+    return f"email~{notice_id}"
+
+
 class JournalUnavailable(CertRenewError):
     """The journal's storage failed; the invocation raises so the platform delivers again."""
 
@@ -75,9 +85,13 @@ class Journal(ABC):
     def history(self, vault: str | None = None, certificate: str | None = None, limit: int = 100) -> list[dict]:
         """Return the newest history records first, optionally for one vault or certificate."""
 
-    def claim_notice(self, vault: str, notice_id: str, kind: str, at: datetime) -> bool:
-        """Record that a notice is being sent; return False when it was sent before."""
-        return self.insert(vault, f"notice~{notice_id}", {"kind": kind, "at": at.isoformat()})
+    def claim_notice(self, vault: str, notice_id: str, kind: str, at: datetime, message: str | None = None) -> bool:
+        """Record that a notice is queued, with its message; return False when it was queued before.
+
+        Without a message, the notice is only marked as skipped, so that it is never sent.
+        """
+        fields = {"kind": kind, "at": at.isoformat(), "state": "queued" if message else "skipped", "message": message}
+        return self.insert(vault, notice_key(notice_id), fields)
 
 
 class SqliteJournal(Journal):

@@ -17,7 +17,7 @@ from shared import decision as decisions
 from shared.announce import RETRY_FAILED_AFTER, Announcer, parse_time
 from shared.decision import Decision, decide, due_time, effective_mode
 from shared.events import EXPIRED, NEAR_EXPIRY, NEW_VERSION_CREATED, CertificateEvent
-from shared.journal import OPEN_STATES, Journal, renewal_key
+from shared.journal import OPEN_STATES, Journal, email_key, renewal_key
 from shared.keyvault import (
     OTHER_CA,
     CertificateView,
@@ -26,7 +26,7 @@ from shared.keyvault import (
     OperationView,
     VaultClients,
 )
-from shared.notices import NoticeSink, iso
+from shared.notices import NOTICE_QUEUE, Notice, NoticeSink, iso
 from shared.outcome import Outcome, SweepReport
 from shared.settings import Settings, VaultConfig
 
@@ -36,6 +36,11 @@ logger = logging.getLogger(__name__)
 # Event Grid retries a failed delivery after 10 s, 30 s, 1 min, 5 min, 10 min and then longer, so its later
 # retries, and the hourly timer, come after this.
 STALE_CLAIM_AFTER = timedelta(minutes=5)
+
+# The email function takes a queue message within seconds to minutes. A notice that has not reached it after
+# this long was lost between the journal and the queue, so the timer queues it again, at most MAX_RESENDS times.
+RESEND_NOTICE_AFTER = timedelta(minutes=30)
+MAX_RESENDS = 3
 
 def utc_now() -> datetime:
     """Return the current time in UTC."""
@@ -163,14 +168,49 @@ class RenewalService:
         return outcome
 
     def check_operations(self) -> Outcome:
-        """Check every renewal still waiting for Key Vault, a CA or a person, and report what changed."""
-        outcome = Outcome()
+        """Check every renewal still waiting for Key Vault, a CA or a person, and report what changed.
+
+        It also queues again the notices that never reached the email function.
+        """
+        outcome = self.resend_lost_notices()
         for vault_name, key, entry in self.journal.entries("renewal~", OPEN_STATES):
             vault = self.settings.vault_by_name(vault_name)
             if vault is None:
                 logger.warning("Journal entry %s names vault %s, which is no longer configured", key, vault_name)
                 continue
             outcome.extend(self._check_operation(vault, entry))
+        return outcome
+
+    def resend_lost_notices(self) -> Outcome:
+        """Queue again each notice that the journal counts as queued but the email function never received.
+
+        The output binding writes the queue only after the function returns, so a notice can be recorded and
+        then lost. The email function sends one email per notice id, so a notice queued twice is emailed once.
+        Without email settings nothing consumes the queue, so nothing is sent again.
+        """
+        outcome = Outcome()
+        if not (self.settings.acs_endpoint or self.settings.acs_connection_string):
+            return outcome
+        now = self.clock()
+        for vault_name, key, fields in self.journal.entries("notice~", ("queued",)):
+            notice_id = key.removeprefix("notice~")
+            if self.journal.read(vault_name, email_key(notice_id)) is not None:
+                self.journal.merge(vault_name, key, {"state": "handed-over"})
+                continue
+            if now - parse_time(fields.get("at")) < RESEND_NOTICE_AFTER or not fields.get("message"):
+                continue
+            resends = int(fields.get("resends") or 0)
+            if resends >= MAX_RESENDS:
+                logger.error("notice=%s vault=%s never reached the email function after %d resends; check the "
+                             "queue %s and the function's logs", notice_id, vault_name, resends, NOTICE_QUEUE)
+                self.journal.merge(vault_name, key, {"state": "lost"})
+                continue
+            notice = Notice.from_json(fields["message"])
+            logger.warning("notice=%s vault=%s certificate=%s did not reach the email function; queuing it again",
+                           notice_id, vault_name, notice.certificate.name)
+            self.sink.emit(notice)
+            outcome.notices.append(notice)
+            self.journal.merge(vault_name, key, {"at": now.isoformat(), "resends": resends + 1})
         return outcome
 
     def sweep(self, dry_run: bool | None = None) -> SweepReport:

@@ -37,7 +37,7 @@ from shared.email.sending import (
     EmailSender,
     operation_id_for,
 )
-from shared.journal import Journal
+from shared.journal import Journal, email_key
 from shared.keyvault import KeyVaultError, VaultClients, call_keyvault
 from shared.notices import Notice
 from shared.settings import Settings
@@ -238,7 +238,7 @@ def _lease_ended(lease_until: object, now: datetime) -> bool:
 
 def entry_key(notice_id: str) -> str:
     """Return the journal key of a notice's email."""
-    return f"email~{notice_id}"
+    return email_key(notice_id)
 
 
 def final_state(messages: list[dict[str, Any]]) -> str:
