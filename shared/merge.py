@@ -197,11 +197,12 @@ def describe(certificate: x509.Certificate) -> str:
 
 
 def _load(data: bytes, source: str, layers: int) -> list[x509.Certificate]:
+    # DER is binary and may end in bytes that look like white space, so it is read before any stripping.
+    if data[:1] == b"\x30":
+        return _load_der(data, source)
     stripped = data.strip()
     if b"-----BEGIN" in stripped:
         return _load_pem(stripped, source)
-    if stripped[:1] == b"\x30":
-        return _load_der(stripped, source)
     try:
         decoded = base64.b64decode(b"".join(stripped.split()), validate=True)
     except (binascii.Error, ValueError):

@@ -1,11 +1,14 @@
 """certrenew merge: the files CAs really hand out, checked locally, then merged through the SDK."""
 
 import base64
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, pkcs7
+from cryptography.x509.oid import NameOID
 
 from shared.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from shared.merge import load_certificates, order_chain
@@ -203,3 +206,28 @@ def test_merge_records_history(app, certrenew, pending_csr, test_ca, tmp_path):
     assert "merged" in result.out
     assert "CN=Test Issuing CA" in result.out
 
+
+
+def test_der_ending_in_whitespace_byte_is_read_whole():
+    # GIVEN DER certificates whose last byte is one that bytes.strip() would remove
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "web.contoso.test")])
+    now = datetime.now(timezone.utc)
+    found = None
+    for _ in range(2000):
+        certificate = (
+            x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now).not_valid_after(now + timedelta(days=1))
+            .sign(key, hashes.SHA256())
+        )
+        der = certificate.public_bytes(Encoding.DER)
+        if der[-1:] in (b"\x09", b"\x0a", b"\x0b", b"\x0c", b"\x0d", b"\x20"):
+            found = (certificate, der)
+            break
+    assert found is not None, "no certificate with a trailing white-space byte was made"
+
+    # WHEN merge reads the file
+    [loaded] = load_certificates(found[1], "signed.cer")
+
+    # THEN it is the whole certificate
+    assert loaded == found[0]
