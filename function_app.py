@@ -22,7 +22,7 @@ def on_certificate_expiring(event: func.EventGridEvent, notices: func.Out[list[s
 @app.event_grid_trigger(arg_name="event")
 @app.queue_output(arg_name="notices", queue_name=NOTICE_QUEUE, connection="AzureWebJobsStorage")
 def on_certificate_version_created(event: func.EventGridEvent, notices: func.Out[list[str]]) -> None:
-    """Confirm renewals on CertificateNewVersionCreated, whoever made the new version."""
+    """Confirm renewals on CertificateNewVersionCreated, made by this app, by Key Vault or by a person."""
     messages = handlers.handle_grid_event("on_certificate_version_created", event)
     if messages:
         notices.set(messages)

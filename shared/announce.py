@@ -1,6 +1,6 @@
 """Notices about renewals: the text of each one, and the journal entries that make each go out once.
 
-The renewal service decides and acts; the Announcer turns each step into a notice for the queue and records
+The renewal service decides and acts. The Announcer turns each step into a notice for the queue and records
 in the journal that it went out, so that a redelivery or a concurrent delivery does not send it again.
 """
 

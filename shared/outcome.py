@@ -1,4 +1,4 @@
-"""What one call of the renewal service did, for the functions, the command line and the logs."""
+"""Results of one call of the renewal service: decisions and notices, for the functions, the CLI and the logs."""
 
 from __future__ import annotations
 

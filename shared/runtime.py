@@ -55,7 +55,7 @@ def get_runtime() -> Runtime:
     """Return the process's runtime, built from the app settings on first use.
 
     Raises SettingsError naming the setting when the settings are invalid, so the first invocation fails
-    with a message that says what to fix.
+    with a message that names what to fix.
     """
     global _runtime
     with _lock:

@@ -412,7 +412,7 @@ def test_sweep_requests_per_page_and_due(app):
     assert sorted(n.certificate.name for n in notices) == ["due-00000", "due-00001", "due-00002"]
 
 
-def test_renewal_started_but_not_announced_is_announced_on_redelivery(app, monkeypatch):
+def test_unannounced_renewal_announced_on_redelivery(app, monkeypatch):
     client = create_certificate(app, "web", self_signed_policy())
     app.deliver_new_events()
     advance_to_days_before_expiry(app, client, "web", 25)

@@ -39,7 +39,7 @@ _HEADER_UNSAFE = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
 _FILE_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9-]+")
 CSR_CONTENT_TYPE = "application/pkcs10"
 # Kinds whose notice requests a person to get a CSR signed. Other kinds (renewal-started for an integrated CA)
-# may carry the operation's CSR too, but nobody has to act on it, so it is not attached.
+# may carry the operation's CSR too, but no person has to act on it, so it is not attached.
 CSR_KINDS = (kinds.CSR_WAITING, kinds.REMINDER, kinds.EXPIRED)
 
 _environment = Environment(

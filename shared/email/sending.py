@@ -98,7 +98,7 @@ class EmailSender:
             poller.result(timeout=self.poll_timeout)
         except HttpResponseError as exc:
             # azure-core reports a final Failed or Canceled as OperationFailed. Any other error, such as a 404
-            # "message not found" on a poll, tells nothing about the message, which ACS may have delivered.
+            # "message not found" on a poll, gives no information about the message, which ACS may have delivered.
             if isinstance(exc.__cause__, OperationFailed):
                 status = str(poller.status())
                 return status if status in (FAILED, CANCELED) else FAILED

@@ -257,7 +257,7 @@ def test_list_with_pending_keeps_filter_on_later_pages(emulator, client):
     emulator.seed_certificates("contoso-certs", 30, prefix="done")
     client.begin_create_certificate("zz-pending", CertificatePolicy(issuer_name="Unknown", subject="CN=zz"))
 
-    # WHEN the list asks for pending certificates too
+    # WHEN the list requests pending certificates too
     names = [item.name for item in client.list_properties_of_certificates(include_pending=True, max_page_size=25)]
 
     # THEN the second page still includes it
