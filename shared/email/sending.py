@@ -1,8 +1,8 @@
 """Sending through Azure Communication Services Email with the SDK's `EmailClient`, and what its errors mean.
 
 Retries of 429 and 5xx responses are the SDK's: azure-core's `RetryPolicy` (azure-core 1.41) retries a POST on
-500, 503 and 504, and on any error response that carries Retry-After, which ACS sends with 429. It waits as long
-as Retry-After says and otherwise backs off exponentially, three times by default. After that the error reaches
+500, 503 and 504, and on any error response that carries Retry-After, which ACS sends with 429. It waits for the
+time in Retry-After, otherwise it backs off exponentially, and it retries three times by default. After that the error reaches
 this module, which raises `EmailUnavailable` so that the queue delivers the notice again later.
 """
 
