@@ -1,4 +1,4 @@
-"""The renewal decision: given what Key Vault says of a certificate now, what to do about it.
+"""The renewal decision: the action for a certificate, from its state in Key Vault now.
 
 Every input comes from Key Vault itself, never from the event, because an event may be stale or delivered twice.
 """
@@ -34,7 +34,7 @@ START = "start"
 
 @dataclass(frozen=True)
 class Decision:
-    """What to do with one certificate, and why, in words for the log and the notice."""
+    """An action for one certificate, and its reason in words for the log and the notice."""
 
     action: str
     reason: str
@@ -47,7 +47,7 @@ def effective_mode(tags: Mapping[str, str], kind: str, default_modes: Mapping[st
 
     `renew` and `csr` both start a new version: for issuer Unknown the new version waits for a person to
     merge the signed certificate, so its mode is called csr. An invalid tag falls back to notify, which
-    changes nothing in Key Vault and still tells the owners.
+    changes nothing in Key Vault and still notifies the owners.
     """
     value = tags.get(MODE_TAG)
     if value is None:

@@ -43,7 +43,7 @@ def test_disabled_certificate_is_skipped():
     assert "disabled" in decision.reason
 
 
-def test_one_month_certificate_is_not_renewed_in_a_loop():
+def test_one_month_certificate_renews_once():
     # GIVEN a certificate valid for 30 days with a 30-day window
     # WHEN it is 25 days from expiry, then a fresh 30-day version replaces it
     fresh = decide(view(valid_days=30, expires_in_days=29.9), SELF_SIGNED, "renew", NOW, window_days=30)
@@ -56,7 +56,7 @@ def test_one_month_certificate_is_not_renewed_in_a_loop():
     assert late.action == START
 
 
-def test_stale_event_for_older_version_is_skipped_when_current_is_fresh():
+def test_stale_event_version_is_skipped():
     decision = decide(view(expires_in_days=300), SELF_SIGNED, "renew", NOW, 30, event_version="b" * 32)
 
     assert decision.action == SKIP
@@ -69,7 +69,7 @@ def test_force_starts_renewal_before_window():
     assert decision.action == START
 
 
-def test_autorenew_is_left_to_key_vault_until_trigger_passes():
+def test_autorenew_waits_for_its_trigger():
     action = {"trigger": {"days_before_expiry": 10}, "action": {"action_type": "AutoRenew"}}
 
     waiting = decide(view(expires_in_days=20, lifetime_action=action), INTEGRATED_CA, "renew", NOW, 30)
