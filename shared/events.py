@@ -114,7 +114,7 @@ def parse_certificate_event(
         # filter lets through only this function's one type.
         event_type = handled[0]
     if event_type == SUBSCRIPTION_VALIDATION:
-        raise RejectedEvent("Subscription validation events are answered by the Functions host.", event_id)
+        raise RejectedEvent("Subscription validation events are handled by the Functions host.", event_id)
     if event_type is not None and event_type not in handled:
         raise RejectedEvent(f"Event type {event_type!r} is not handled by this function.", event_id)
     if not isinstance(data, dict):

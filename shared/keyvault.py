@@ -64,7 +64,7 @@ class OperationInProgress(CertRenewError):
 
 @dataclass(frozen=True)
 class LifetimeAction:
-    """The policy's lifetime action: what Key Vault does by itself, and when."""
+    """The policy's lifetime action: the action Key Vault takes by itself, and its trigger."""
 
     action_type: str
     lifetime_percentage: int | None
@@ -375,51 +375,51 @@ class VaultClients:
                 return
             yield from page
 
-    def _send(self, vault: VaultConfig, request: HttpRequest, what: str, allow: tuple[int, ...] = ()) -> Any:
+    def _send(self, vault: VaultConfig, request: HttpRequest, description: str, allow: tuple[int, ...] = ()) -> Any:
         client = self.client(vault)
-        response = call_keyvault(lambda: client.send_request(request), f"{what} in vault {vault.name}")
+        response = call_keyvault(lambda: client.send_request(request), f"{description} in vault {vault.name}")
         if response.status_code < 400 or response.status_code == 404 or response.status_code in allow:
             return response
         try:
             response.raise_for_status()
         except HttpResponseError as exc:
-            raise classify_error(exc, f"{what} in vault {vault.name}") from exc
+            raise classify_error(exc, f"{description} in vault {vault.name}") from exc
         return response
 
 
-def call_keyvault(call: Any, what: str) -> Any:
+def call_keyvault(call: Any, description: str) -> Any:
     """Run one Key Vault call and turn its failures into KeyVaultUnavailable or KeyVaultError."""
     try:
         return call()
     except (ServiceRequestError, ServiceResponseError) as exc:
         if "CERTIFICATE_VERIFY_FAILED" in str(exc):
             raise KeyVaultUnavailable(
-                f"The TLS certificate of Key Vault failed verification for {what}: {exc}. For a local emulator, "
+                f"The TLS certificate of Key Vault failed verification for {description}: {exc}. For a local emulator, "
                 "set CERTRENEW_KEYVAULT_CA_BUNDLE to the CA bundle path it printed."
             ) from exc
-        raise KeyVaultUnavailable(f"No response from Key Vault for {what}: {exc}") from exc
+        raise KeyVaultUnavailable(f"No response from Key Vault for {description}: {exc}") from exc
     except HttpResponseError as exc:
-        raise classify_error(exc, what) from exc
+        raise classify_error(exc, description) from exc
 
 
-def classify_error(exc: HttpResponseError, what: str) -> CertRenewError:
+def classify_error(exc: HttpResponseError, description: str) -> CertRenewError:
     """Map an HTTP error to KeyVaultUnavailable (worth a redelivery) or KeyVaultError (not)."""
     status = exc.status_code
     code = getattr(exc.error, "code", None) if exc.error else None
     message = getattr(exc.error, "message", None) if exc.error else None
     if status is None or status in (408, 429) or status >= 500:
-        return KeyVaultUnavailable(f"Key Vault responded with {status} for {what} after retries: {message or exc.reason}")
+        return KeyVaultUnavailable(f"Key Vault responded with {status} for {description} after retries: {message or exc.reason}")
     if isinstance(exc, ResourceNotFoundError) or status == 404:
-        return KeyVaultError(f"{what} was not found.", status, code or "NotFound")
+        return KeyVaultError(f"{description} was not found.", status, code or "NotFound")
     if status in (401, 403):
         return KeyVaultError(
-            f"Access to {what} was denied ({code or status}): {message or exc.reason}. Give the app's managed "
+            f"Access to {description} was denied ({code or status}): {message or exc.reason}. Give the app's managed "
             "identity the Key Vault Certificates Officer role on the vault (or the certificate permissions of "
             "its access policy).",
             status,
             code,
         )
-    return KeyVaultError(f"Key Vault rejected the request for {what} ({code or status}): {message}", status, code)
+    return KeyVaultError(f"Key Vault rejected the request for {description} ({code or status}): {message}", status, code)
 
 
 def _from_unix(value: Any) -> datetime | None:

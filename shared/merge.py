@@ -92,8 +92,8 @@ def order_chain(certificates: list[x509.Certificate], csr: x509.CertificateSigni
     Raises MergeCheckError when no certificate has the CSR's public key.
     """
     unique = _unique(certificates)
-    wanted_key = _public_key_der(csr.public_key())
-    leaves = [certificate for certificate in unique if _public_key_der(certificate.public_key()) == wanted_key]
+    expected_key = _public_key_der(csr.public_key())
+    leaves = [certificate for certificate in unique if _public_key_der(certificate.public_key()) == expected_key]
     if not leaves:
         raise MergeCheckError([_key_mismatch(unique, csr)])
 

@@ -59,7 +59,7 @@ class CertificateInfo:
 
 @dataclass(frozen=True)
 class RenewalInfo:
-    """What is known of the renewal: who started it, the operation, and the versions before and after."""
+    """Known facts of the renewal: who started it, the operation, and the versions before and after."""
 
     started_by: str
     operation_status: str | None = None
@@ -75,7 +75,7 @@ class RenewalInfo:
 
 @dataclass(frozen=True)
 class ErrorInfo:
-    """Why a renewal failed, as Key Vault or the CA reported it, and what a person can do about it."""
+    """The cause of a failed renewal, as Key Vault or the CA reported it, and the remedy for a person."""
 
     code: str | None
     message: str | None

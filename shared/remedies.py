@@ -1,4 +1,4 @@
-"""What a person can do about a failed renewal, by the error Key Vault or the CA reported."""
+"""Remedies for failed renewals, by the error that Key Vault or the CA reported."""
 
 from __future__ import annotations
 

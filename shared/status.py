@@ -1,9 +1,9 @@
 """The state of every certificate in a vault, read with few Key Vault requests.
 
-One list request per 25 certificates gives each certificate's expiry, enabled flag and tags. The policy (for the
-kind) is read only for the certificates that are shown, the issuer once per issuer name, and the pending
-operation only where the list or the journal shows one: a listed version without an expiry, or an open renewal
-in the journal.
+One list request per 25 certificates gives each certificate's expiry, enabled flag and tags. The policy, which
+gives the kind, is read only for the certificates that are shown, and each issuer once per issuer name. The
+pending operation is read only where the list or the journal shows one: a listed version without an expiry, or
+an open renewal in the journal.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ OFF = "off"
 DISABLED = "disabled"
 STATE_ORDER = (EXPIRED, FAILED, CANCELLED, NO_CERTIFICATE, CSR_WAITING, DUE, RENEWING, AUTORENEW, OK, OFF, DISABLED)
 
-# What a state means for monitoring: critical (expired, or the renewal failed) or warning (a person should act).
+# Severity of each state for monitoring: critical (expired, or the renewal failed) or warning (a person should act).
 CRITICAL_STATES = (EXPIRED, FAILED)
 WARNING_STATES = (CANCELLED, NO_CERTIFICATE, CSR_WAITING, DUE)
 

@@ -1,9 +1,9 @@
 """Checks of the two ways ACS clients authenticate: HMAC-SHA256 with an access key, and a bearer token.
 
-The HMAC scheme is the one that azure-communication-email 1.1 signs with (``_shared/policy.py``): the
+The HMAC scheme is the one that azure-communication-email 1.1 signs with (``_shared/policy.py``). The
 string to sign is ``VERB\\n<path>?<query>\\n<x-ms-date>;<host>;<x-ms-content-sha256>``, with the values in
-the order that ``SignedHeaders`` lists them, and the host as the client wrote it in the Host header
-(with ``:port`` when the port is not the default).
+the order that ``SignedHeaders`` lists them. The host is as the client wrote it in the Host header, with
+``:port`` when the port is not the default.
 """
 
 from __future__ import annotations

@@ -1,10 +1,12 @@
 """Repeatable requests (OASIS Repeatable Requests 1.0) as ACS documents them for the Email send API.
 
 A client that sends ``Repeatability-Request-Id`` (a GUID) and ``Repeatability-First-Sent`` (IMF-fixdate)
-can resend a POST safely. ACS remembers requests for 5 minutes and responds to a resend as follows
-(learn.microsoft.com/rest/api/communication/repeatable-requests): 400 when a header is malformed or the
-body differs from the first request, 412 when First-Sent is older than 5 minutes, 409 while the first request
-is still being processed, the first response again when it was 2xx or 4xx, and a fresh execution after a 5xx.
+can resend a POST safely. ACS keeps requests for 5 minutes and responds to a resend as follows
+(learn.microsoft.com/rest/api/communication/repeatable-requests):
+- 400 when a header is malformed or the body differs from the first request;
+- 412 when First-Sent is older than 5 minutes;
+- 409 while the first request is still being processed;
+- the first response again when it was 2xx or 4xx, and a fresh execution after a 5xx.
 """
 
 from __future__ import annotations

@@ -131,7 +131,7 @@ class KeyVaultEmulator:
         self._clock = self._start_epoch
         old = getattr(self, "vaults", {})
         self.vaults = {name: Vault(name=name, emulator=self, base_url=getattr(old.get(name), "base_url", "")) for name in self._vault_names}
-        # Cleared in place, so a caller that kept a reference to these lists sees the reset.
+        # Cleared in place, so a caller that kept a reference to these lists gets the reset too.
         self.events: list[dict] = getattr(self, "events", [])
         self.events.clear()
         self.secret_reads: list[dict] = getattr(self, "secret_reads", [])

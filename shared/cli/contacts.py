@@ -113,13 +113,13 @@ def _get(runtime: Runtime, vault: VaultConfig) -> list[str]:
 
 def _put(runtime: Runtime, vault: VaultConfig, emails: list[str]) -> None:
     client = runtime.vaults.client(vault)
-    what = f"certificate contacts of vault {vault.name}"
+    description = f"certificate contacts of vault {vault.name}"
     if emails:
-        call_keyvault(lambda: client.set_contacts([CertificateContact(email=email) for email in emails]), what)
+        call_keyvault(lambda: client.set_contacts([CertificateContact(email=email) for email in emails]), description)
     else:
         # NOTE: Key Vault's reference does not say whether it takes an empty contact list, so no contacts is a
         # delete.
-        call_keyvault(client.delete_contacts, what)
+        call_keyvault(client.delete_contacts, description)
 
 
 def _checked(emails: list[str]) -> list[str]:

@@ -164,10 +164,10 @@ def run_cancel(args: argparse.Namespace) -> int:
         return EXIT_OK
 
     client = runtime.vaults.client(vault)
-    what = f"operation of certificate {name} in vault {vault.name}"
+    description = f"operation of certificate {name} in vault {vault.name}"
     if operation.in_progress:
-        call_keyvault(lambda: client.cancel_certificate_operation(name), what)
-    call_keyvault(lambda: client.delete_certificate_operation(name), what)
+        call_keyvault(lambda: client.cancel_certificate_operation(name), description)
+    call_keyvault(lambda: client.delete_certificate_operation(name), description)
     runtime.service().record_cancelled(vault, name, f"an operator cancelled and deleted the {operation.status} operation")
 
     print(f"Cancelled and deleted the operation of {name} in vault {vault.name}. The version in use is unchanged. "
