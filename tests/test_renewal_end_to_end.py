@@ -510,3 +510,21 @@ def test_csr_waiting_notice_says_when_next_reminder_comes(app):
 
     expires_on = datetime.fromisoformat(waiting.certificate.expires_on.replace("Z", "+00:00"))
     assert waiting.next_reminder == (expires_on - timedelta(days=14)).isoformat().replace("+00:00", "Z")
+
+
+def test_operation_cancelled_outside_app_is_reported(app):
+    # GIVEN a CSR waiting for a signature
+    client = create_certificate(app, "partner", unknown_issuer_policy())
+    merge_signed(app, client, "partner")
+    app.deliver_new_events()
+    advance_to_days_before_expiry(app, client, "partner", 20)
+    app.deliver_new_events()
+
+    # WHEN a person cancels the operation in the portal and the timer runs
+    client.cancel_certificate_operation("partner")
+    failures = [n for n in app.run_timer() if n.kind == kinds.RENEWAL_FAILED]
+
+    # THEN the owners learn that it was cancelled, and the next run does not repeat it
+    [failure] = failures
+    assert "cancelled" in failure.error.message
+    assert [n for n in app.run_timer() if n.kind == kinds.RENEWAL_FAILED] == []
